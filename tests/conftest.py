@@ -1,0 +1,25 @@
+"""Test environment: offline, quiet, outputs in a temporary folder; a shared smoke world."""
+import os
+import tempfile
+
+os.environ.setdefault("VLSTUDY_OUTPUT_ROOT", tempfile.mkdtemp(prefix="vlstudy-test-"))
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
+
+import pytest  # noqa: E402
+
+
+def pytest_collectstart(collector):
+    if collector.fspath and collector.fspath.ext == ".ipynb":
+        collector.skip_compare += ("stderr", "text/html", "application/javascript", "image/svg+xml")
+
+
+@pytest.fixture(scope="session")
+def smoke_world(tmp_path_factory):
+    """The smoke world, with the low-resource sets enlarged enough to measure balances."""
+    from vlstudy.world import open_world
+    return open_world("smoke", root=tmp_path_factory.mktemp("worlds"),
+                      vizwiz=(400, 50, 50), snli_ve=(300, 30, 30), mmimdb=(400, 50, 50))

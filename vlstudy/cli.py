@@ -1,0 +1,99 @@
+"""The ``vlstudy`` command: study, world, eval, bench."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _study(args) -> int:
+    from .runner import main_study
+    return main_study(args)
+
+
+def _world_build(args) -> int:
+    from .world import open_world
+    root = open_world(args.preset, root=args.root,
+                      progress=lambda part: print(f"building {part} ...", file=sys.stderr, flush=True))
+    timings = json.loads((root.folder / "build_timings.json").read_text())
+    print(f"world {args.preset}: {root.folder}")
+    for name in root.datasets:
+        info = root.info(name)
+        print(f"  {name:9s} {info.task:11s} store={info.store:7s} " +
+              " ".join(f"{s}={n}" for s, n in info.sizes.items()))
+    print("build seconds: " + ", ".join(f"{k} {v}" for k, v in timings.items())
+          + f" (total {sum(timings.values()):.1f})")
+    return 0
+
+
+def _eval_vqa(args) -> int:
+    from .metrics import evaluate_vqa_files
+    try:
+        res = evaluate_vqa_files(args.questions, args.annotations, args.results, args.version)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"vlstudy eval vqa: {e}", file=sys.stderr)
+        return 2
+    print(f"Overall Accuracy is: {res['overall']:.2f} ({res['questions']} questions)")
+    print("Per Answer Type Accuracy is the following:")
+    for t, acc in res["perAnswerType"].items():
+        print(f"{t} : {acc:.2f}")
+    if args.json:
+        print(json.dumps(res, indent=1))
+    return 0
+
+
+def _bench_loader(args) -> int:
+    from .bench import bench_loader
+    bench_loader(args.preset, args.dataset, args.batch_size, args.batches, args.workers)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vlstudy", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("study", help="run the study's notebooks under a parameter profile")
+    s.add_argument("--profile", default="small", help="params/<profile>.yaml (smoke, small, full, paper)")
+    s.add_argument("--only", action="append", metavar="NOTEBOOK",
+                   help="run only this notebook (by name, e.g. world_tour); repeatable")
+    s.add_argument("--reference", metavar="DIR",
+                   help="also write the executed notebooks as nbval references into DIR")
+    s.set_defaults(fn=_study)
+
+    w = sub.add_parser("world", help="the embedded synthetic world")
+    wsub = w.add_subparsers(dest="world_command", required=True)
+    wb = wsub.add_parser("build", help="build (or find) a world and print its datasets and build times")
+    wb.add_argument("--preset", default="small")
+    wb.add_argument("--root", default=None, help="where worlds live (default outputs/data)")
+    wb.set_defaults(fn=_world_build)
+
+    e = sub.add_parser("eval", help="score results files in the official formats")
+    esub = e.add_subparsers(dest="eval_command", required=True)
+    ev = esub.add_parser("vqa", help="VQA 2.0 accuracy, as the official vqaEval.py")
+    ev.add_argument("--questions", required=True)
+    ev.add_argument("--annotations", required=True)
+    ev.add_argument("--results", required=True)
+    ev.add_argument("--version", default="official", choices=["official", "legacy"],
+                    help="official = the 2021 evaluator; legacy = the pre-2021 one")
+    ev.add_argument("--json", action="store_true", help="also print every breakdown as JSON")
+    ev.set_defaults(fn=_eval_vqa)
+
+    b = sub.add_parser("bench", help="benchmarks that print figures")
+    bsub = b.add_subparsers(dest="bench_command", required=True)
+    bl = bsub.add_parser("loader", help="data loader throughput with masking (samples/s)")
+    bl.add_argument("--preset", default="small")
+    bl.add_argument("--dataset", default="coco")
+    bl.add_argument("--batch-size", type=int, default=64)
+    bl.add_argument("--batches", type=int, default=200)
+    bl.add_argument("--workers", type=int, default=0)
+    bl.set_defaults(fn=_bench_loader)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""A data root: a folder of datasets and feature stores, synthetic or real.
+
+Both a built synthetic world and prepared real data have this layout (``datasets/``,
+``stores/``, ``tokenizer/``), so notebooks and training code read either the same way.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from .answers import AnswerVocab
+from .batching import VLDataset
+from .features import FeatureStore
+from .records import DatasetInfo, Record, read_info, read_records
+
+
+class DataRoot:
+    def __init__(self, folder: Path, tokenizer_dir: Path | None = None):
+        self.folder = Path(folder)
+        if not (self.folder / "datasets").is_dir():
+            raise FileNotFoundError(f"not a data root (no datasets/ folder): {self.folder}")
+        self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else self.folder / "tokenizer"
+        self._stores: dict[str, FeatureStore] = {}
+
+    def __repr__(self) -> str:
+        return f"DataRoot({self.folder})"
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted(p.name for p in (self.folder / "datasets").iterdir() if p.is_dir())
+
+    def _dataset_dir(self, name: str) -> Path:
+        path = self.folder / "datasets" / name
+        if not path.is_dir():
+            raise KeyError(f"no dataset {name!r} in {self.folder}; it has {self.datasets}")
+        return path
+
+    def info(self, name: str) -> DatasetInfo:
+        return read_info(self._dataset_dir(name))
+
+    def records(self, name: str, split: str) -> list[Record]:
+        return read_records(self._dataset_dir(name) / f"{split}.jsonl")
+
+    def store(self, name: str) -> FeatureStore:
+        if name not in self._stores:
+            self._stores[name] = FeatureStore(self.folder / "stores" / name)
+        return self._stores[name]
+
+    @cached_property
+    def tokenizer(self):
+        from .tokenizer import load_tokenizer
+        return load_tokenizer(self.tokenizer_dir)
+
+    @property
+    def corpus_path(self) -> Path:
+        return self.folder / "corpus.txt"
+
+    def answer_vocab(self, name: str, size: int | None = None) -> AnswerVocab:
+        """Answer vocabulary from the training split, cached beside the dataset."""
+        path = self._dataset_dir(name) / f"answers-{size or 'all'}.json"
+        if path.exists():
+            return AnswerVocab.load(path)
+        vocab = AnswerVocab.build(self.records(name, "train"), size)
+        vocab.save(path)
+        return vocab
+
+    def split(self, name: str, split: str, max_text_len: int = 32,
+              answer_vocab: AnswerVocab | None = None, limit: int | None = None) -> VLDataset:
+        info = self.info(name)
+        if answer_vocab is None and info.task in ("vqa", "vizwiz"):
+            answer_vocab = self.answer_vocab(name)
+        return VLDataset(self._dataset_dir(name), split, self.tokenizer, self.store(info.store),
+                         max_text_len, answer_vocab, limit)

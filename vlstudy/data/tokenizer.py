@@ -1,0 +1,35 @@
+"""A BERT WordPiece tokenizer trained on the world's corpus, used like any BERT tokenizer.
+
+Training uses Hugging Face ``tokenizers``; the result is saved as a standard BERT
+tokenizer folder, so ``load_tokenizer`` takes this folder or any real BERT checkpoint's.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def train_tokenizer(corpus: Path, out_dir: Path, vocab_size: int = 2000):
+    from tokenizers.implementations import BertWordPieceTokenizer
+    from transformers import BertTokenizerFast
+
+    wp = BertWordPieceTokenizer(lowercase=True)
+    wp.train([str(corpus)], vocab_size=vocab_size, min_frequency=1,
+             special_tokens=SPECIAL_TOKENS, show_progress=False)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wp.save_model(str(out_dir))
+    tok = BertTokenizerFast(vocab_file=str(out_dir / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(str(out_dir))
+    return tok
+
+
+def load_tokenizer(path: Path):
+    """A tokenizer from a local folder (the world's, or a real BERT's). Never downloads."""
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"tokenizer folder not found: {path}")
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)

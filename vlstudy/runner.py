@@ -1,0 +1,124 @@
+"""Execute the study's notebooks with papermill under a parameter profile.
+
+A profile (``params/<name>.yaml``) is data: ``common`` parameters go to every notebook,
+``notebooks.<name>`` to one. Every parameter must be declared in the notebook's
+``parameters`` cell; an unknown one is an error before anything runs. Each executed
+notebook lands in ``outputs/<profile>/notebooks/`` with a ``.json`` run record beside it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .paths import notebooks_dir, outputs_root, params_dir
+
+
+def notebook_paths() -> dict[str, Path]:
+    """Study notebooks by name: ``01_world_tour.ipynb`` is ``world_tour``."""
+    out = {}
+    for path in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb")):
+        out[path.stem.split("_", 1)[1]] = path
+    return out
+
+
+def load_profile(profile: str) -> dict:
+    path = params_dir() / f"{profile}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in params_dir().glob("*.yaml"))
+        raise ValueError(f"unknown profile {profile!r}: no {path}; known profiles: {known}")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = set(data) - {"common", "notebooks"}
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; "
+                         "expected 'common' and 'notebooks'")
+    return data
+
+
+def notebook_parameters(profile: str, name: str, path: Path) -> dict:
+    """The parameters ``name`` gets under ``profile``, checked against its parameters cell."""
+    import papermill as pm
+
+    data = load_profile(profile)
+    params = {"profile": profile, **(data.get("common") or {}),
+              **((data.get("notebooks") or {}).get(name) or {})}
+    declared = pm.inspect_notebook(str(path))
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ValueError(f"profile {profile!r} gives notebook {name!r} parameter(s) {unknown} that "
+                         f"its parameters cell does not declare (it declares {sorted(declared)})")
+    return params
+
+
+def run_study(profile: str, only: list[str] | None = None, out_root: Path | None = None,
+              log=print) -> list[dict]:
+    import papermill as pm
+
+    nbs = notebook_paths()
+    profile_nbs = set((load_profile(profile).get("notebooks") or {}))
+    stray = profile_nbs - set(nbs)
+    if stray:
+        raise ValueError(f"profile {profile!r} names notebook(s) {sorted(stray)} that do not exist; "
+                         f"notebooks: {sorted(nbs)}")
+    if only:
+        missing = [o for o in only if o not in nbs]
+        if missing:
+            raise ValueError(f"no notebook(s) {missing}; notebooks: {sorted(nbs)}")
+        nbs = {k: v for k, v in nbs.items() if k in only}
+    plan = {name: notebook_parameters(profile, name, path) for name, path in nbs.items()}
+    out_dir = Path(out_root or outputs_root()) / profile / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    records = []
+    for k, (name, params) in enumerate(plan.items(), 1):
+        started = time.time()
+        log(f"[{k}/{len(plan)}] {name} ({profile}) ...", flush=True)
+        rec = {"notebook": name, "profile": profile, "parameters": params, "started": started}
+        try:
+            pm.execute_notebook(str(nbs[name]), str(out_dir / f"{nbs[name].stem}.ipynb"),
+                                parameters=params, kernel_name="python3", language="python",
+                                cwd=str(nbs[name].parent), progress_bar=False,
+                                log_output=False, coalesce_streams=True)
+            rec["status"] = "ok"
+        except pm.PapermillExecutionError as e:
+            rec.update(status="failed", cell=e.exec_count, error=f"{e.ename}: {e.evalue}")
+        rec["seconds"] = round(time.time() - started, 1)
+        (out_dir / f"{nbs[name].stem}.json").write_text(json.dumps(rec, indent=1, default=str))
+        log(f"[{k}/{len(plan)}] {name}: {rec['status']} in {rec['seconds']} s"
+            + (f" (cell {rec['cell']}: {rec['error']})" if rec["status"] != "ok" else ""), flush=True)
+        records.append(rec)
+    return records
+
+
+def write_reference(executed: Path, dest: Path) -> None:
+    """An nbval reference: the executed notebook with only its checked cells' outputs kept,
+    and papermill's timing metadata dropped (so regenerating it changes only what matters)."""
+    import nbformat
+
+    nb = nbformat.read(str(executed), as_version=4)
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code" and "NBVAL_CHECK_OUTPUT" not in cell.source:
+            cell.outputs = []
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(dest))
+
+
+def main_study(args) -> int:
+    out_root = outputs_root()
+    records = run_study(args.profile, args.only, out_root,
+                        log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+    failed = [r["notebook"] for r in records if r["status"] != "ok"]
+    if failed:
+        print(f"failed notebooks: {failed}", file=sys.stderr)
+        return 1
+    if args.reference:
+        for path in sorted((out_root / args.profile / "notebooks").glob("*.ipynb")):
+            write_reference(path, Path(args.reference) / path.name)
+    return 0

@@ -1,0 +1,276 @@
+"""Build every dataset of the study from a seed and sizes.
+
+A world is written once to ``<root>/world-<hash>/`` (atomically: a crash leaves no
+directory that looks finished) and reused after. Layout::
+
+    spec.json                 the WorldSpec it was built from
+    stores/<source>/          region features of one image source (see data.features)
+    datasets/<name>/          dataset.json + train.jsonl, val.jsonl, test.jsonl (data.records)
+    corpus.txt                the text-only corpus of the stand-in "BERT" stage
+
+Image sources are shared the way the paper's are: COCO captions and VQA-P are written on
+the same COCO pool; VQA-D trains on questions about pool images and is validated and
+tested on held-out COCO-like images; CC-small is a random subset of CC-full.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+import shutil
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.features import write_store
+from ..data.records import Record, write_records
+from .domains import TEXT_DOMAINS, VISUAL_DOMAINS, genre_prior, poster_priors
+from .ontology import GENRES
+from .text import STATEMENT_LABELS, describe, plot, statement, vizwiz_question, vqa_question
+from .visual import Camera, Scene, sample_scenes
+
+SPLITS = ("train", "val", "test")
+PRETRAINING = ("coco", "vqa_p", "cc_small", "cc_full")
+DOWNSTREAM = ("vqa_d", "vizwiz", "snli_ve", "mmimdb")
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Everything a world is a pure function of. Sizes are counts of records."""
+    seed: int = 0
+    feature_dim: int = 32
+    max_regions: int = 10
+    coco_images: int = 1600          # COCO pool; captions = 5 per image = the pretraining size
+    cc_full_factor: int = 10         # CC-full is this many times CC-small (= COCO's size)
+    pretrain_holdout: float = 0.05   # of pretraining images, for val and again for test
+    vqa_d: tuple[int, int, int] = (3000, 600, 600)     # questions: train, val, test
+    vizwiz: tuple[int, int, int] = (600, 200, 400)     # low-resource
+    snli_ve: tuple[int, int, int] = (3000, 600, 600)   # statements (3 per image)
+    mmimdb: tuple[int, int, int] = (600, 200, 400)     # movies, low-resource
+    corpus_sentences: int = 20000
+
+    @property
+    def pretraining_pairs(self) -> int:
+        return 5 * self.coco_images
+
+    def digest(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+PRESETS: dict[str, WorldSpec] = {
+    "smoke": WorldSpec(feature_dim=16, max_regions=8, coco_images=40, cc_full_factor=3,
+                       pretrain_holdout=0.1, vqa_d=(90, 30, 30), vizwiz=(60, 30, 30),
+                       snli_ve=(90, 30, 30), mmimdb=(60, 30, 30), corpus_sentences=600),
+    "small": WorldSpec(),
+    "full": WorldSpec(feature_dim=64, max_regions=12, coco_images=6000,
+                      vqa_d=(12000, 2000, 2000), vizwiz=(1500, 500, 1000),
+                      snli_ve=(12000, 2000, 2000), mmimdb=(1500, 500, 1000),
+                      corpus_sentences=80000),
+}
+
+
+def world_spec(preset: str = "small", **overrides) -> WorldSpec:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown world preset {preset!r}; known: {sorted(PRESETS)}")
+    try:
+        return dataclasses.replace(PRESETS[preset], **overrides)
+    except TypeError as e:
+        raise ValueError(f"bad world override {overrides}: {e}") from None
+
+
+def _rng(spec: WorldSpec, what: str) -> tuple[np.random.Generator, random.Random]:
+    """Independent, stable streams per part of the world (so sizes of one part leave others alone)."""
+    key = zlib.crc32(what.encode())
+    return np.random.default_rng([spec.seed, key]), random.Random(spec.seed * 1_000_003 + key)
+
+
+def _split_of(i: int, n: int, holdout: float) -> str:
+    """Deterministic split of item ``i`` of ``n``: the last items are val, then test."""
+    k = max(1, round(n * holdout))
+    return "val" if n - 2 * k <= i < n - k else "test" if i >= n - k else "train"
+
+
+class _Builder:
+    def __init__(self, spec: WorldSpec, out: Path):
+        self.spec, self.out = spec, out
+        self.camera = Camera(spec.feature_dim, spec.seed)
+        self.timings: dict[str, float] = {}
+
+    def store(self, name: str, scenes: list[Scene], domain: str, rng: np.random.Generator) -> list[str]:
+        ids = [f"{name}_{i:07d}" for i in range(len(scenes))]
+        arrays = self.camera.render(scenes, VISUAL_DOMAINS[domain], rng, self.spec.max_regions)
+        write_store(self.out / "stores" / name, ids, **arrays)
+        return ids
+
+    def dataset(self, name: str, task: str, store: str, records: dict[str, list[Record]], **meta):
+        write_records(self.out / "datasets" / name, records, task=task, store=store, **meta)
+
+    def timed(self, what: str, fn):
+        t = time.perf_counter()
+        fn()
+        self.timings[what] = round(time.perf_counter() - t, 3)
+
+    # --- image sources and their datasets ----------------------------------------------
+    def coco(self):
+        s = self.spec
+        rng, trng = _rng(s, "coco")
+        n_pool = s.coco_images
+        vq_val, vq_test = (-(-n // 2) for n in s.vqa_d[1:])          # 2 questions per image
+        scenes = sample_scenes(VISUAL_DOMAINS["coco"], rng, n_pool + vq_val + vq_test)
+        ids = self.store("coco", scenes, "coco", rng)
+        captions, vqa = TEXT_DOMAINS["captions"], TEXT_DOMAINS["vqa"]
+        cap = {sp: [] for sp in SPLITS}
+        vqp = {sp: [] for sp in SPLITS}
+        for i in range(n_pool):
+            sp = _split_of(i, n_pool, s.pretrain_holdout)
+            for k in range(5):
+                cap[sp].append(Record(f"coco-{i}-{k}", ids[i], describe(scenes[i], captions, trng)))
+                vqp[sp].append(Record(f"vqa_p-{i}-{k}", ids[i], describe(scenes[i], vqa, trng)))
+        self.dataset("coco", "pretraining", "coco", cap, visual="coco", textual="captions")
+        self.dataset("vqa_p", "pretraining", "coco", vqp, visual="coco", textual="vqa")
+        # VQA-D: train on pool (train split) images, evaluate on held-out images
+        pool_train = [i for i in range(n_pool) if _split_of(i, n_pool, s.pretrain_holdout) == "train"]
+        held = {"val": range(n_pool, n_pool + vq_val),
+                "test": range(n_pool + vq_val, n_pool + vq_val + vq_test)}
+        vqd = {}
+        for sp, n in zip(SPLITS, s.vqa_d):
+            images = [trng.choice(pool_train) for _ in range(n)] if sp == "train" else \
+                [held[sp][j // 2] for j in range(n)]
+            vqd[sp] = []
+            for j, i in enumerate(images):
+                q = vqa_question(scenes[i], vqa, trng)
+                vqd[sp].append(Record(f"vqa_d-{sp}-{j}", ids[i], q.text, answers=tuple(q.answers),
+                                      answer_type=q.answer_type))
+        self.dataset("vqa_d", "vqa", "coco", vqd, visual="coco", textual="vqa")
+
+    def cc(self):
+        s = self.spec
+        rng, trng = _rng(s, "cc")
+        n_small = s.pretraining_pairs
+        n_full = n_small * s.cc_full_factor
+        scenes = sample_scenes(VISUAL_DOMAINS["cc"], rng, n_full)
+        ids = self.store("cc", scenes, "cc", rng)
+        alt = TEXT_DOMAINS["alttext"]
+        full = {sp: [] for sp in SPLITS}
+        small = {sp: [] for sp in SPLITS}
+        # CC-small's images are spread evenly through CC-full, so its splits are CC-full's.
+        stride = s.cc_full_factor
+        for i in range(n_full):
+            sp = _split_of(i, n_full, s.pretrain_holdout)
+            rec = Record(f"cc-{i}", ids[i], describe(scenes[i], alt, trng))
+            full[sp].append(rec)
+            if i % stride == 0:
+                small[sp].append(rec)
+        self.dataset("cc_full", "pretraining", "cc", full, visual="cc", textual="alttext")
+        self.dataset("cc_small", "pretraining", "cc", small, visual="cc", textual="alttext")
+
+    def vizwiz(self):
+        rng, trng = _rng(self.spec, "vizwiz")
+        n = sum(self.spec.vizwiz)
+        scenes = sample_scenes(VISUAL_DOMAINS["vizwiz"], rng, n)
+        ids = self.store("vizwiz", scenes, "vizwiz", rng)
+        d = TEXT_DOMAINS["vizwiz"]
+        recs, start = {}, 0
+        for sp, k in zip(SPLITS, self.spec.vizwiz):
+            recs[sp] = []
+            for i in range(start, start + k):
+                q = vizwiz_question(scenes[i], d, trng)
+                recs[sp].append(Record(f"vizwiz-{i}", ids[i], q.text, answers=tuple(q.answers),
+                                       answer_type=q.answer_type))
+            start += k
+        self.dataset("vizwiz", "vizwiz", "vizwiz", recs, visual="vizwiz", textual="vizwiz")
+
+    def snli_ve(self):
+        rng, trng = _rng(self.spec, "snli_ve")
+        per_split = [-(-k // 3) for k in self.spec.snli_ve]
+        scenes = sample_scenes(VISUAL_DOMAINS["flickr"], rng, sum(per_split))
+        ids = self.store("flickr", scenes, "flickr", rng)
+        d = TEXT_DOMAINS["statements"]
+        recs, start = {}, 0
+        for sp, k, n_img in zip(SPLITS, self.spec.snli_ve, per_split):
+            recs[sp] = []
+            for j in range(k):
+                i, label = start + j // 3, j % 3
+                recs[sp].append(Record(f"snli_ve-{sp}-{j}", ids[i],
+                                       statement(scenes[i], STATEMENT_LABELS[label], d, trng),
+                                       label=label))
+            start += n_img
+        self.dataset("snli_ve", "snli_ve", "flickr", recs, visual="flickr", textual="statements",
+                     label_names=list(STATEMENT_LABELS))
+
+    def mmimdb(self):
+        rng, trng = _rng(self.spec, "mmimdb")
+        n = sum(self.spec.mmimdb)
+        prior = genre_prior()
+        scenes = []
+        for _ in range(n):
+            k = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.2]))
+            genres = tuple(sorted(int(g) for g in rng.choice(len(GENRES), size=k, replace=False, p=prior)))
+            cats, cols = poster_priors(genres)
+            scene, = sample_scenes(VISUAL_DOMAINS["poster"], rng, 1, cats, cols)
+            scene.genres = genres
+            scenes.append(scene)
+        ids = self.store("poster", scenes, "poster", rng)
+        d = TEXT_DOMAINS["plots"]
+        recs, start = {}, 0
+        for sp, k in zip(SPLITS, self.spec.mmimdb):
+            recs[sp] = [Record(f"mmimdb-{i}", ids[i], plot(scenes[i], d, trng),
+                               labels=tuple(GENRES[g] for g in scenes[i].genres))
+                        for i in range(start, start + k)]
+            start += k
+        self.dataset("mmimdb", "mmimdb", "poster", recs, visual="poster", textual="plots",
+                     label_names=list(GENRES))
+
+    def corpus(self):
+        """Text only, from scenes of every visual domain, in every way the world talks."""
+        rng, trng = _rng(self.spec, "corpus")
+        broad = TEXT_DOMAINS["broad"]
+        per_domain = -(-self.spec.corpus_sentences // len(VISUAL_DOMAINS))
+        lines = []
+        for domain in VISUAL_DOMAINS.values():
+            scenes = sample_scenes(domain, rng, per_domain)
+            genres = rng.choice(len(GENRES), size=per_domain, p=genre_prior())
+            for scene, g in zip(scenes, genres):
+                if domain.name == "poster":
+                    scene.genres = (int(g),)
+                lines.append(describe(scene, broad, trng))
+        trng.shuffle(lines)
+        (self.out / "corpus.txt").write_text("\n".join(lines) + "\n")
+
+
+def world_dir(spec: WorldSpec, root: Path) -> Path:
+    return Path(root) / f"world-{spec.digest()}"
+
+
+def build_world(spec: WorldSpec, root: Path, progress=None) -> Path:
+    """Build (or find, if already built) the world of ``spec`` under ``root``; returns its folder."""
+    final = world_dir(spec, root)
+    if (final / "spec.json").exists():
+        return final
+    tmp = final.with_name(final.name + f".tmp-{time.time_ns()}")
+    tmp.mkdir(parents=True)
+    try:
+        b = _Builder(spec, tmp)
+        for part in ("coco", "cc", "vizwiz", "snli_ve", "mmimdb", "corpus"):
+            if progress:
+                progress(part)
+            b.timed(part, getattr(b, part))
+        from ..data.tokenizer import train_tokenizer
+        b.timed("tokenizer", lambda: train_tokenizer(tmp / "corpus.txt", tmp / "tokenizer"))
+        (tmp / "build_timings.json").write_text(json.dumps(b.timings, indent=1))
+        (tmp / "spec.json").write_text(json.dumps(dataclasses.asdict(spec), indent=1))
+        try:
+            tmp.rename(final)
+        except OSError:            # built concurrently by another process: keep theirs
+            if not (final / "spec.json").exists():
+                raise
+            shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
