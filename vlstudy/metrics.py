@@ -47,8 +47,6 @@ CONTRACTIONS = {
     "y'all'dve": "y'all'd've", "youd": "you'd", "youd've": "you'd've", "you'dve": "you'd've",
     "youll": "you'll", "youre": "you're", "youve": "you've",
 }
-# The VizWiz API's copy writes the apostrophes of its values as U+2019.
-CONTRACTIONS_VIZWIZ = {k: v.replace("'", "\u2019") for k, v in CONTRACTIONS.items()}
 NUMBER_MAP = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
               "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
 ARTICLES = ("a", "an", "the")
@@ -72,11 +70,11 @@ def process_punctuation(text: str) -> str:
     return _PERIOD_STRIP.sub("", out, 32)
 
 
-def process_digit_article(text: str, contractions: dict[str, str] = CONTRACTIONS) -> str:
+def process_digit_article(text: str) -> str:
     """Lower-case; number words to digits; drop articles; restore contractions."""
     words = [NUMBER_MAP.get(w, w) for w in text.lower().split()]
     words = [w for w in words if w not in ARTICLES]
-    return " ".join(contractions.get(w, w) for w in words)
+    return " ".join(CONTRACTIONS.get(w, w) for w in words)
 
 
 def normalize_answer(text: str) -> str:
@@ -120,11 +118,15 @@ def vqa_accuracy(pred: str, answers: list[str], version: str = "official") -> fl
 
 
 def vizwiz_accuracy(pred: str, answers: list[str]) -> float:
-    """The VizWiz API's variant: prediction normalised, annotators' answers used raw."""
+    """The VizWiz API's variant: prediction normalised, annotators' answers used raw.
+
+    Some copies of that API write the apostrophes of their contractions as U+2019 or
+    backticks; this uses straight ones, as the VQA tools do.
+    """
     if not answers:
         raise ValueError("VizWiz accuracy needs the annotators' answers; got none")
     pred = pred.replace("\n", " ").replace("\t", " ").strip()
-    pred = process_digit_article(process_punctuation(pred), CONTRACTIONS_VIZWIZ)
+    pred = process_digit_article(process_punctuation(pred))
     return _leave_one_out(pred, list(answers))
 
 

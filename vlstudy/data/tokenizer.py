@@ -20,7 +20,8 @@ def train_tokenizer(corpus: Path, out_dir: Path, vocab_size: int = 2000):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wp.save_model(str(out_dir))
-    tok = BertTokenizerFast(vocab_file=str(out_dir / "vocab.txt"), do_lower_case=True)
+    # loading from the folder (not the constructor, whose arguments changed in transformers 5)
+    tok = BertTokenizerFast.from_pretrained(str(out_dir), do_lower_case=True, local_files_only=True)
     tok.save_pretrained(str(out_dir))
     return tok
 

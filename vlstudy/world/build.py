@@ -34,6 +34,8 @@ from .text import STATEMENT_LABELS, describe, plot, statement, vizwiz_question, 
 from .visual import Camera, Scene, sample_scenes
 
 SPLITS = ("train", "val", "test")
+# Bump when the generator changes what a spec builds: built worlds are cached by digest.
+GENERATOR_VERSION = 1
 PRETRAINING = ("coco", "vqa_p", "cc_small", "cc_full")
 DOWNSTREAM = ("vqa_d", "vizwiz", "snli_ve", "mmimdb")
 
@@ -58,7 +60,7 @@ class WorldSpec:
         return 5 * self.coco_images
 
     def digest(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        blob = json.dumps([GENERATOR_VERSION, dataclasses.asdict(self)], sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 

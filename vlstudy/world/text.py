@@ -259,11 +259,13 @@ def vizwiz_question(scene: Scene, d: TextDomain, rng: random.Random) -> Question
         sup = SUPERCATEGORY_OF[cat]
         text = f"what kind of {sup} is this?"
         truth, confusions = (cat, [rng.choice(SUPERCATEGORIES[sup])]) if subject else ("", [])
-    if not answerable:
-        guesses = [truth] if truth else []
-        return Question(text, _annotate("unanswerable", guesses, {}, 0.8, rng), "unanswerable")
-    atype = "other"
-    return Question(text, _annotate(truth, confusions, {}, d.agreement, rng), atype)
+    if answerable:
+        answers = _annotate(truth, confusions, {}, d.agreement, rng)
+    else:
+        answers = _annotate("unanswerable", [truth] if truth else [], {}, 0.8, rng)
+    # as in VizWiz, the answer type follows what most annotators said
+    majority = max(set(answers), key=lambda a: (answers.count(a), a))
+    return Question(text, answers, "unanswerable" if majority == "unanswerable" else "other")
 
 
 STATEMENT_LABELS = ("entailment", "neutral", "contradiction")

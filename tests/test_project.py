@@ -1,0 +1,96 @@
+"""The project's set-up: README commands, environment.yml vs pyproject, profiles vs notebooks."""
+import json
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from vlstudy import runner
+from vlstudy.paper import claims, table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_starts_with_the_two_commands():
+    lines = (ROOT / "README.md").read_text().splitlines()[:8]
+    assert any(line.startswith("make study") for line in lines)
+    assert any(line.startswith("make test") for line in lines)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_environment_yml_mirrors_pyproject():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extras = project["project"]["optional-dependencies"]
+    installs = [p for p in pip if p.startswith("-e .")]
+    assert installs == ["-e .[dev]"] and "dev" in extras        # the package, with every extra
+    assert set(extras["dev"][0].split("[")[1].rstrip("]").split(",")) == set(extras) - {"dev"}
+    makefile = (ROOT / "Makefile").read_text()
+    torch_pin = next(p for p in pip if p.startswith("torch"))
+    assert f"TORCH  ?= {torch_pin}" in makefile                  # same CPU wheel as `make setup`
+    assert any(d.startswith("torch>=") for d in project["project"]["dependencies"])
+
+
+def test_notebooks_use_the_python3_kernel_and_one_parameters_cell():
+    nbs = runner.notebook_paths()
+    assert "world_tour" in nbs
+    for name, path in nbs.items():
+        nb = nbformat.read(str(path), as_version=4)
+        assert nb.metadata.kernelspec.name == "python3", name
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, name
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
+            f"{name}: source notebooks are committed without outputs"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "small", "full", "paper"])
+def test_every_profile_fits_every_notebook(profile):
+    for name, path in runner.notebook_paths().items():
+        params = runner.notebook_parameters(profile, name, path)
+        assert params["profile"] == profile
+
+
+def test_unknown_parameter_is_an_error(tmp_path, monkeypatch):
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump(
+        {"common": {"world": "smoke"}, "notebooks": {"world_tour": {"exmaples_per_domain": 2}}}))
+    monkeypatch.setattr(runner, "params_dir", lambda: tmp_path)
+    with pytest.raises(ValueError, match=r"parameter\(s\) \['exmaples_per_domain'\]"):
+        runner.run_study("typo", out_root=tmp_path)
+    (tmp_path / "stray.yaml").write_text(yaml.safe_dump({"notebooks": {"no_such": {}}}))
+    with pytest.raises(ValueError, match="do not exist"):
+        runner.run_study("stray", out_root=tmp_path)
+    with pytest.raises(ValueError, match="unknown profile 'nope'"):
+        runner.run_study("nope", out_root=tmp_path)
+    with pytest.raises(ValueError, match=r"no notebook\(s\) \['tour'\]"):
+        runner.run_study("typo", only=["tour"], out_root=tmp_path)
+    assert not list(tmp_path.glob("**/*.ipynb"))               # nothing ran
+
+
+def test_references_match_their_notebooks():
+    """tests/reference holds the smoke run of every notebook: regenerate with `make reference`."""
+    refs = {p.stem: p for p in (ROOT / "tests" / "reference").glob("*.ipynb")}
+    for name, path in runner.notebook_paths().items():
+        assert path.stem in refs, f"no nbval reference for {path.name}: run `make reference`"
+        src = [c.source for c in nbformat.read(str(path), as_version=4).cells]
+        ref = [c.source for c in nbformat.read(str(refs[path.stem]), as_version=4).cells
+               if "injected-parameters" not in c.metadata.get("tags", [])]
+        assert src == ref, f"tests/reference/{path.name} is stale: run `make reference`"
+
+
+def test_paper_data():
+    t1 = table("table1_finetune")
+    assert {"pretrained_on", "model", "vqa_d_acc"} <= set(t1.columns) and len(t1) == 8
+    c = claims()
+    assert list(c["id"]) == [f"C{i}" for i in range(1, 26)]
+    with pytest.raises(KeyError):
+        table("table9")
+
+
+def test_run_record_written(tmp_path):
+    recs = runner.run_study("smoke", only=["world_tour"], out_root=tmp_path, log=lambda *a, **k: None)
+    assert recs[0]["status"] == "ok"
+    rec = json.loads((tmp_path / "smoke" / "notebooks" / "01_world_tour.json").read_text())
+    assert rec["parameters"]["world"] == "smoke" and rec["seconds"] > 0
