@@ -42,6 +42,27 @@ def _eval_vqa(args) -> int:
     return 0
 
 
+def _models(args) -> int:
+    """Parameter counts on the meta device: no weights are allocated."""
+    import torch
+
+    from .models import ARCHITECTURES, build_base, build_pretraining, model_config
+    cfg = model_config(args.config)
+    paper = {"visual_bert": 110e6, "vilbert": 250e6}
+    print(f"config {args.config}: text {cfg.layers} x {cfg.hidden}, visual {cfg.v_layers} x {cfg.v_hidden}, "
+          f"co-attention {cfg.bi_hidden} (visual ids {list(cfg.v_biattention_id)}, "
+          f"text ids {list(cfg.t_biattention_id)}), features {cfg.feature_dim}")
+    with torch.device("meta"):
+        for arch in ARCHITECTURES:
+            base = sum(p.numel() for p in build_base(arch, cfg).parameters())
+            heads = sum(p.numel() for p in build_pretraining(arch, cfg).parameters())
+            line = f"{arch:12s} {base / 1e6:8.2f}M base, {heads / 1e6:8.2f}M with pretraining heads"
+            if args.config == "base":
+                line += f" (paper: {paper[arch] / 1e6:.0f}M; {100 * (heads / paper[arch] - 1):+.1f} %)"
+            print(line)
+    return 0
+
+
 def _bench_loader(args) -> int:
     from .bench import bench_loader
     bench_loader(args.preset, args.dataset, args.batch_size, args.batches, args.workers)
@@ -77,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="official = the 2021 evaluator; legacy = the pre-2021 one")
     ev.add_argument("--json", action="store_true", help="also print every breakdown as JSON")
     ev.set_defaults(fn=_eval_vqa)
+
+    m = sub.add_parser("models", help="parameter counts of both models for a config")
+    m.add_argument("--config", default="base", help="tiny, small or base")
+    m.set_defaults(fn=_models)
 
     b = sub.add_parser("bench", help="benchmarks that print figures")
     bsub = b.add_subparsers(dest="bench_command", required=True)

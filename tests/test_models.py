@@ -1,0 +1,203 @@
+"""Models on the tiny config: shapes, HF parity, layer order, BERT loading, losses, gradients."""
+import math
+
+import pytest
+import torch
+
+from vlstudy.cli import main
+from vlstudy.models import ForClassification, build_base, build_pretraining, model_config
+from vlstudy.models.init import bert_key_map, load_bert
+from vlstudy.models.vilbert import layer_schedule
+from vlstudy.objectives import mlm_loss, region_kl_loss
+
+CFG = model_config("tiny")
+B, T, R = 3, 7, 5
+ARCHS = ("visual_bert", "vilbert")
+
+
+def make_batch(seed=0, masked_regions=True):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[0, 5:] = 0
+    regions = torch.ones(B, R, dtype=torch.bool)
+    regions[1, 3:] = False
+    batch = dict(input_ids=torch.randint(5, CFG.vocab_size, (B, T), generator=g), attention_mask=mask,
+                 token_type_ids=torch.zeros(B, T, dtype=torch.long),
+                 features=torch.randn(B, R, CFG.feature_dim, generator=g), boxes=torch.rand(B, R, 5, generator=g),
+                 region_mask=regions)
+    labels = torch.full((B, T), -100)
+    labels[:, 1:3] = batch["input_ids"][:, 1:3]
+    batch["mlm_labels"] = labels
+    batch["masked_regions"] = (torch.rand(B, R, generator=g) < 0.5) & regions if masked_regions \
+        else torch.zeros(B, R, dtype=torch.bool)
+    batch["region_targets"] = torch.softmax(torch.randn(B, R, CFG.num_detector_classes, generator=g), -1)
+    return batch
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_pretraining_heads_shapes(arch):
+    out = build_pretraining(arch, CFG)(**make_batch())
+    assert out["mlm_logits"].shape == (B, T, CFG.vocab_size)
+    if arch == "vilbert":
+        assert out["region_logits"].shape == (B, R, CFG.num_detector_classes)
+        assert torch.isclose(out["loss"], out["mlm_loss"] + out["region_loss"])
+    else:
+        assert "region_logits" not in out and torch.equal(out["loss"], out["mlm_loss"])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("task,labels", [("vqa", 11), ("vizwiz", 6), ("snli_ve", 3), ("mmimdb", 23)])
+def test_classifier_shapes_and_losses(arch, task, labels):
+    model = ForClassification(build_base(arch, CFG), labels, task)
+    targets = {"vqa": torch.rand(B, labels), "vizwiz": torch.rand(B, labels),
+               "snli_ve": torch.tensor([0, 2, 1]), "mmimdb": (torch.rand(B, labels) > 0.7).float()}[task]
+    out = model(**make_batch(), targets=targets)
+    assert out["logits"].shape == (B, labels)
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+
+
+def test_tied_mlm_decoder():
+    m = build_pretraining("visual_bert", CFG)
+    assert m.mlm.decoder.weight is m.base.embeddings.word_embeddings.weight
+
+
+def test_visual_bert_matches_hugging_face():
+    hf = pytest.importorskip("transformers.models.visual_bert.modeling_visual_bert")
+    from transformers import VisualBertConfig
+    ours = build_base("visual_bert", CFG).eval()
+    hcfg = VisualBertConfig(vocab_size=CFG.vocab_size, hidden_size=CFG.hidden, num_hidden_layers=CFG.layers,
+                            num_attention_heads=CFG.heads, intermediate_size=CFG.inner,
+                            max_position_embeddings=CFG.max_positions, type_vocab_size=CFG.type_vocab,
+                            visual_embedding_dim=CFG.feature_dim, layer_norm_eps=CFG.layer_norm_eps,
+                            pad_token_id=0, hidden_act="gelu")
+    theirs = hf.VisualBertModel(hcfg).eval()
+    mapping = {k: v for k, v in bert_key_map(ours).items()}
+    mapping.update({"visual_embeddings.projection.weight": "embeddings.visual_projection.weight",
+                    "visual_embeddings.projection.bias": "embeddings.visual_projection.bias",
+                    "visual_embeddings.token_type_embeddings_visual.weight":
+                        "embeddings.visual_token_type_embeddings.weight",
+                    "visual_embeddings.position_embeddings_visual.weight":
+                        "embeddings.visual_position_embeddings.weight"})
+    ours_params = dict(ours.named_parameters())
+    assert set(mapping) == set(ours_params)                    # every weight has a counterpart
+    state = theirs.state_dict()
+    for o, t in mapping.items():
+        state[t] = ours_params[o].detach().clone()
+    theirs.load_state_dict(state)
+    b = make_batch()
+    with torch.no_grad():
+        mine = ours(b["input_ids"], b["attention_mask"], b["token_type_ids"], b["features"], b["boxes"],
+                    b["region_mask"])
+        ref = theirs(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                     token_type_ids=b["token_type_ids"], visual_embeds=b["features"],
+                     visual_attention_mask=b["region_mask"].long(),
+                     visual_token_type_ids=torch.zeros(B, R, dtype=torch.long))
+    joint = torch.cat([mine.text, mine.image], 1)
+    valid = torch.cat([b["attention_mask"].bool(), b["region_mask"]], 1)
+    torch.testing.assert_close(joint[valid], ref.last_hidden_state[valid], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(mine.pooled, ref.pooler_output, atol=1e-5, rtol=1e-5)
+
+
+def test_vilbert_layer_order():
+    base = layer_schedule(model_config("base"))
+    first_co = base.index(("co", 0))
+    assert base[:first_co] == [("text", i) for i in range(6)]      # L0..L5 before the first block
+    assert base[first_co + 1:first_co + 3] == [("text", 6), ("visual", 0)]
+    assert base[-2:] == [("text", 11), ("visual", 5)]
+    assert sum(s == "co" for s, _ in base) == 6
+    # and the forward pass runs the blocks in that order
+    model, calls = build_base("vilbert", CFG), []
+    for name, mods in (("text", model.layers), ("visual", model.v_layers), ("co", model.c_layers)):
+        for i, m in enumerate(mods):
+            m.register_forward_hook(lambda *_, key=(name, i): calls.append(key))
+    b = make_batch()
+    model(b["input_ids"], b["attention_mask"], b["token_type_ids"], b["features"], b["boxes"], b["region_mask"])
+    assert calls == layer_schedule(CFG) == [("text", 0), ("co", 0), ("text", 1), ("visual", 0), ("co", 1),
+                                            ("text", 2), ("visual", 1)]
+
+
+def test_bad_coattention_ids():
+    with pytest.raises(ValueError, match="exceed"):
+        model_config("tiny", t_biattention_id=(1, 5))
+    with pytest.raises(ValueError, match="unknown model setting"):
+        model_config("tiny", hiddens=3)
+
+
+def tiny_bert(tmp_path, hidden=CFG.hidden):
+    from transformers import BertConfig, BertForPreTraining
+    torch.manual_seed(0)
+    bert = BertForPreTraining(BertConfig(vocab_size=CFG.vocab_size, hidden_size=hidden,
+                                         num_hidden_layers=CFG.layers, num_attention_heads=CFG.heads,
+                                         intermediate_size=CFG.inner, max_position_embeddings=CFG.max_positions))
+    bert.save_pretrained(tmp_path)
+    return {k.removeprefix("bert."): v for k, v in bert.state_dict().items()}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_load_bert(tmp_path, arch):
+    state = tiny_bert(tmp_path)
+    model = build_pretraining(arch, CFG)
+    report = load_bert(model, tmp_path)
+    params = dict(model.named_parameters())
+    for ours, theirs in bert_key_map(model).items():
+        assert torch.equal(params[ours], state[theirs]), ours
+    expected = 5 + 16 * CFG.layers + 5 + (2 if arch == "visual_bert" else 0)   # + MLM head, + pooler
+    assert len(report.loaded) == expected
+    assert "cls.seq_relationship.weight" in report.unused
+    assert all(not k.startswith("base.layers.") for k in report.new)          # every text layer loaded
+    assert any(k.startswith("base.region_embeddings") or k.startswith("base.visual_embeddings")
+               for k in report.new)
+    if arch == "visual_bert":                                                # special visual init
+        assert torch.equal(model.base.visual_embeddings.position_embeddings_visual.weight,
+                           state["embeddings.position_embeddings.weight"])
+    assert model.mlm.decoder.weight is model.base.embeddings.word_embeddings.weight
+
+
+def test_load_bert_shape_mismatch_names_the_weight(tmp_path):
+    tiny_bert(tmp_path, hidden=48)
+    with pytest.raises(ValueError, match=r"embeddings.word_embeddings.weight has shape \(99, 48\), but "
+                                         r"the model's base.embeddings.word_embeddings.weight needs \(99, 32\)"):
+        load_bert(build_pretraining("visual_bert", CFG), tmp_path)
+    with pytest.raises(FileNotFoundError, match="no BERT weights"):
+        load_bert(build_pretraining("visual_bert", CFG), tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_losses_finite_with_nothing_masked(arch):
+    b = make_batch(masked_regions=False)
+    b["mlm_labels"][:] = -100
+    out = build_pretraining(arch, CFG)(**b)
+    assert torch.isfinite(out["loss"]) and out["loss"] == 0
+    out["loss"].backward()
+
+
+def test_region_kl_by_hand():
+    logits = torch.tensor([[[0.0, math.log(3.0)], [5.0, 1.0]]])          # softmax → (0.25, 0.75)
+    target = torch.tensor([[[0.5, 0.5], [1.0, 0.0]]])
+    masked = torch.tensor([[True, False]])
+    expected = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    assert region_kl_loss(logits, target, masked).item() == pytest.approx(expected)
+    assert mlm_loss(torch.zeros(1, 2, 4), torch.tensor([[1, -100]])).item() == pytest.approx(math.log(4))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_gradients_reach_every_learning_parameter(arch):
+    pre = build_pretraining(arch, CFG)
+    pre(**make_batch())["loss"].backward()
+    unused_in_pretraining = ("pooler",)         # poolers serve the task heads only
+    for name, p in pre.named_parameters():
+        if any(u in name for u in unused_in_pretraining):
+            assert p.grad is None, name
+        else:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+    cls = ForClassification(build_base(arch, CFG), 4, "vqa")
+    cls(**make_batch(), targets=torch.rand(B, 4))["loss"].backward()
+    for name, p in cls.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_models_command_counts_base(capsys):
+    assert main(["models", "--config", "base"]) == 0
+    out = capsys.readouterr().out
+    pct = [float(line.split("; ")[1].split(" %")[0]) for line in out.splitlines() if "paper:" in line]
+    assert len(pct) == 2 and all(abs(p) < 5 for p in pct), out

@@ -1,0 +1,97 @@
+"""Heads on top of a base model: pretraining (MLM, masked-region classes) and task classifiers.
+
+Both wrappers take a batch from ``data.batching.VLCollator`` as keyword arguments and return
+a dict with ``loss`` (when targets are given), as ``transformers.Trainer`` expects.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import objectives
+from .layers import PredictionTransform, init_weights
+
+BASE_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "features", "boxes", "region_mask")
+
+
+class MLMHead(nn.Module):
+    """transform → decoder tied to the word embeddings, plus a bias (BERT's ``cls.predictions``)."""
+
+    def __init__(self, word_embeddings: nn.Embedding, eps: float):
+        super().__init__()
+        vocab, hidden = word_embeddings.weight.shape
+        self.transform = PredictionTransform(hidden, eps)
+        self.decoder = nn.Linear(hidden, vocab, bias=False)
+        self.decoder.weight = word_embeddings.weight          # tied
+        self.bias = nn.Parameter(torch.zeros(vocab))
+
+    def forward(self, x):
+        return self.decoder(self.transform(x)) + self.bias    # (B, T, vocab)
+
+
+class RegionClassHead(nn.Module):
+    """Predicts each region's detector class distribution (ViLBERT's masked-region head)."""
+
+    def __init__(self, hidden: int, classes: int, eps: float):
+        super().__init__()
+        self.transform = PredictionTransform(hidden, eps)
+        self.decoder = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        return self.decoder(self.transform(x))                # (B, R, classes)
+
+
+class ForPretraining(nn.Module):
+    """MLM for VisualBERT; MMM (MLM + masked-region KL) when ``region_head`` (ViLBERT)."""
+
+    def __init__(self, base: nn.Module, region_head: bool):
+        super().__init__()
+        cfg = base.cfg
+        self.base = base
+        self.mlm = MLMHead(base.embeddings.word_embeddings, cfg.layer_norm_eps)
+        self.region = RegionClassHead(base.image_width, cfg.num_detector_classes,
+                                      cfg.layer_norm_eps) if region_head else None
+        init_weights(self.mlm.transform, cfg.initializer_range)
+        if self.region is not None:
+            init_weights(self.region, cfg.initializer_range)
+
+    def forward(self, input_ids, attention_mask, token_type_ids, features, boxes, region_mask,
+                mlm_labels=None, masked_regions=None, region_targets=None, **_) -> dict:
+        enc = self.base(input_ids, attention_mask, token_type_ids, features, boxes, region_mask)
+        out = {"mlm_logits": self.mlm(enc.text)}
+        if self.region is not None:
+            out["region_logits"] = self.region(enc.image)
+        losses = []
+        if mlm_labels is not None:
+            out["mlm_loss"] = objectives.mlm_loss(out["mlm_logits"], mlm_labels)
+            losses.append(out["mlm_loss"])
+        if self.region is not None and masked_regions is not None:
+            out["region_loss"] = objectives.region_kl_loss(out["region_logits"], region_targets,
+                                                           masked_regions)
+            losses.append(out["region_loss"])
+        if losses:
+            out["loss"] = sum(losses)
+        return out
+
+
+class ForClassification(nn.Module):
+    """dropout → transform → linear on the pooled output, with the task's loss (MMF's heads)."""
+
+    def __init__(self, base: nn.Module, num_labels: int, task: str):
+        super().__init__()
+        if task not in objectives.TASK_LOSSES:
+            raise ValueError(f"unknown task {task!r}; known: {sorted(objectives.TASK_LOSSES)}")
+        cfg = base.cfg
+        self.base, self.task = base, task
+        self.classifier = nn.Sequential(nn.Dropout(cfg.dropout),
+                                        PredictionTransform(base.pooled_width, cfg.layer_norm_eps),
+                                        nn.Linear(base.pooled_width, num_labels))
+        init_weights(self.classifier, cfg.initializer_range)
+
+    def forward(self, input_ids, attention_mask, token_type_ids, features, boxes, region_mask,
+                targets=None, **_) -> dict:
+        enc = self.base(input_ids, attention_mask, token_type_ids, features, boxes, region_mask)
+        out = {"logits": self.classifier(enc.pooled)}
+        if targets is not None:
+            out["loss"] = objectives.TASK_LOSSES[self.task](out["logits"], targets)
+        return out

@@ -1,0 +1,42 @@
+"""Pretraining objectives (MLM; MMM = MLM + masked-region KL) and the downstream task losses.
+
+Each loss is finite when nothing is masked (a batch can have no masked region or token):
+sums are divided by ``max(count, 1)``, fixing the ``max(n, 0)`` of the original ViLBERT.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the vocabulary at chosen tokens (labels -100 elsewhere)."""
+    # logits (B, T, V), labels (B, T)
+    total = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
+                            reduction="sum")
+    return total / (labels != -100).sum().clamp(min=1)
+
+
+def region_kl_loss(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """KL(detector distribution ‖ predicted distribution), summed over classes, averaged over
+    the masked regions. logits, targets (B, R, C); masked (B, R) bool."""
+    kl = F.kl_div(F.log_softmax(logits.float(), -1), targets.float(), reduction="none").sum(-1)
+    return (kl * masked).sum() / masked.sum().clamp(min=1)
+
+
+def vqa_loss(logits: torch.Tensor, soft_scores: torch.Tensor) -> torch.Tensor:
+    """Multi-label BCE against VQA soft scores, summed over answers, mean over the batch
+    (MMF's ``logit_bce``)."""
+    return F.binary_cross_entropy_with_logits(logits.float(), soft_scores.float()) * soft_scores.shape[1]
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.float(), labels)
+
+
+def multilabel_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+TASK_LOSSES = {"vqa": vqa_loss, "vizwiz": vqa_loss, "snli_ve": classification_loss,
+               "mmimdb": multilabel_loss}
