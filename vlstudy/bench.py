@@ -34,3 +34,96 @@ def bench_loader(preset: str = "small", dataset: str = "coco", batch_size: int =
           f"{res['samples_per_second']} samples/s ({n} batches of {batch_size}, "
           f"{workers} workers, token + region masking)")
     return res
+
+
+def matmul_flops_per_second(n: int = 1024, seconds: float = 1.0) -> float:
+    """The machine's measured fp32 matmul rate (a large square matmul, all torch threads)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    reps, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        a @ b
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def _step_flops(step) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def _time_steps(step, steps: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t) / steps
+
+
+def bench_models(config: str = "small", batch_size: int = 64, text_len: int = 24, regions: int = 10,
+                 steps: int = 20) -> list[dict]:
+    """Seconds per pretraining step (forward + backward + AdamW) of our two models and of
+    Hugging Face's ``VisualBertForPreTraining`` at the same size, on the same batch."""
+    from .models import build_pretraining, model_config
+
+    cfg = model_config(config, dropout=0.0, attention_dropout=0.0)
+    g = torch.Generator().manual_seed(0)
+    batch = dict(input_ids=torch.randint(5, cfg.vocab_size, (batch_size, text_len), generator=g),
+                 attention_mask=torch.ones(batch_size, text_len, dtype=torch.long),
+                 token_type_ids=torch.zeros(batch_size, text_len, dtype=torch.long),
+                 features=torch.randn(batch_size, regions, cfg.feature_dim, generator=g),
+                 boxes=torch.rand(batch_size, regions, 5, generator=g),
+                 region_mask=torch.ones(batch_size, regions, dtype=torch.bool))
+    labels = torch.where(torch.rand(batch_size, text_len, generator=g) < 0.15, batch["input_ids"], -100)
+    masked = torch.rand(batch_size, regions, generator=g) < 0.15
+    targets = torch.softmax(torch.randn(batch_size, regions, cfg.num_detector_classes, generator=g), -1)
+
+    def ours(arch):
+        model = build_pretraining(arch, cfg).train()
+        return model, lambda: model(**batch, mlm_labels=labels, masked_regions=masked,
+                                    region_targets=targets)["loss"]
+
+    def hugging_face():
+        from transformers import VisualBertConfig, VisualBertForPreTraining
+        hcfg = VisualBertConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden,
+                                num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
+                                intermediate_size=cfg.inner, max_position_embeddings=cfg.max_positions,
+                                visual_embedding_dim=cfg.feature_dim, pad_token_id=0, hidden_dropout_prob=0.0,
+                                attention_probs_dropout_prob=0.0, hidden_act="gelu")
+        model = VisualBertForPreTraining(hcfg).train()
+        hf_labels = torch.cat([labels, torch.full((batch_size, regions), -100)], 1)
+        return model, lambda: model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                    token_type_ids=batch["token_type_ids"], visual_embeds=batch["features"],
+                                    visual_attention_mask=batch["region_mask"].long(),
+                                    visual_token_type_ids=torch.zeros(batch_size, regions, dtype=torch.long),
+                                    labels=hf_labels).loss
+
+    peak = matmul_flops_per_second()
+    rows = []
+    for name, (model, loss_fn) in (("vlstudy VisualBERT", ours("visual_bert")),
+                                   ("vlstudy ViLBERT", ours("vilbert")),
+                                   ("HF VisualBertForPreTraining", hugging_face())):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss_fn().backward()
+            opt.step()
+        flops = _step_flops(step)
+        secs = _time_steps(step, steps)
+        rows.append({"model": name, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+                     "samples_per_s": round(batch_size / secs, 1), "ms_per_step": round(1000 * secs, 1),
+                     "gflop_per_step": round(flops / 1e9, 2),
+                     "fraction_of_matmul_peak": round(flops / secs / peak, 3)})
+    hf = rows[-1]["samples_per_s"]
+    print(f"config {config}, batch {batch_size} x ({text_len} tokens + {regions} regions), "
+          f"{torch.get_num_threads()} threads; measured matmul peak {peak / 1e9:.1f} GFLOP/s")
+    for r in rows:
+        print(f"  {r['model']:28s} {r['params_M']:6.2f}M  {r['samples_per_s']:8.1f} samples/s  "
+              f"{r['ms_per_step']:7.1f} ms/step  {r['gflop_per_step']:6.2f} GFLOP/step  "
+              f"{100 * r['fraction_of_matmul_peak']:5.1f} % of peak  ours/HF {r['samples_per_s'] / hf:.2f}")
+    return rows

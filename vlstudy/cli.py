@@ -63,6 +63,12 @@ def _models(args) -> int:
     return 0
 
 
+def _bench_models(args) -> int:
+    from .bench import bench_models
+    bench_models(args.config, args.batch_size, steps=args.steps)
+    return 0
+
+
 def _bench_loader(args) -> int:
     from .bench import bench_loader
     bench_loader(args.preset, args.dataset, args.batch_size, args.batches, args.workers)
@@ -112,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--batches", type=int, default=200)
     bl.add_argument("--workers", type=int, default=0)
     bl.set_defaults(fn=_bench_loader)
+    bm = bsub.add_parser("models", help="pretraining step time of both models and of HF's VisualBERT")
+    bm.add_argument("--config", default="small")
+    bm.add_argument("--batch-size", type=int, default=64)
+    bm.add_argument("--steps", type=int, default=20)
+    bm.set_defaults(fn=lambda a: _bench_models(a))
     return p
 
 
