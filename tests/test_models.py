@@ -57,8 +57,14 @@ def test_classifier_shapes_and_losses(arch, task, labels):
 
 
 def test_tied_mlm_decoder():
-    m = build_pretraining("visual_bert", CFG)
-    assert m.mlm.decoder.weight is m.base.embeddings.word_embeddings.weight
+    m = build_pretraining("visual_bert", CFG).eval()
+    b = make_batch()
+    out = m(**b)
+    enc = m.base(*(b[k] for k in ("input_ids", "attention_mask", "token_type_ids", "features", "boxes",
+                                  "region_mask")))
+    expected = m.mlm.transform(enc.text) @ m.base.embeddings.word_embeddings.weight.T + m.mlm.bias
+    torch.testing.assert_close(out["mlm_logits"], expected)
+    assert not any("decoder" in k for k in m.state_dict())      # each tensor stored once
 
 
 def test_visual_bert_matches_hugging_face():
@@ -150,7 +156,6 @@ def test_load_bert(tmp_path, arch):
     if arch == "visual_bert":                                                # special visual init
         assert torch.equal(model.base.visual_embeddings.position_embeddings_visual.weight,
                            state["embeddings.position_embeddings.weight"])
-    assert model.mlm.decoder.weight is model.base.embeddings.word_embeddings.weight
 
 
 def test_load_bert_shape_mismatch_names_the_weight(tmp_path):

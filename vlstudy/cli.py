@@ -63,6 +63,19 @@ def _models(args) -> int:
     return 0
 
 
+def _runs(args) -> int:
+    import pandas as pd
+
+    from .registry import Registry
+    table = Registry().table()
+    if table.empty:
+        print(f"no runs under {Registry().root}")
+        return 0
+    with pd.option_context("display.width", 200, "display.max_rows", None, "display.max_colwidth", 48):
+        print(table.to_string(index=False))
+    return 0
+
+
 def _bench_models(args) -> int:
     from .bench import bench_models
     bench_models(args.config, args.batch_size, steps=args.steps)
@@ -104,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="official = the 2021 evaluator; legacy = the pre-2021 one")
     ev.add_argument("--json", action="store_true", help="also print every breakdown as JSON")
     ev.set_defaults(fn=_eval_vqa)
+
+    r = sub.add_parser("runs", help="list the runs in the registry with status and headline metric")
+    r.set_defaults(fn=_runs)
 
     m = sub.add_parser("models", help="parameter counts of both models for a config")
     m.add_argument("--config", default="base", help="tiny, small or base")

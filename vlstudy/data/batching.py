@@ -45,6 +45,22 @@ class VLDataset(torch.utils.data.Dataset):
         return i          # the collator gathers everything for a batch of indices at once
 
 
+class TextDataset(torch.utils.data.Dataset):
+    """Text only (the stand-in BERT stage's corpus): tokens, no regions, no targets."""
+
+    store = None
+    targets = None
+
+    def __init__(self, texts: list[str], tokenizer, max_text_len: int = 32):
+        self.tokens = tokenize(tokenizer, texts, max_text_len)
+
+    def __len__(self) -> int:
+        return len(self.tokens["input_ids"])
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
 def tokenize(tokenizer, texts: list[str], max_len: int) -> dict[str, np.ndarray]:
     """Tokenise as single texts, or as pairs where every text is "a [SEP] b" (VQA-P)."""
     pairs = [t.split(" [SEP] ", 1) for t in texts]
@@ -109,7 +125,7 @@ class VLCollator:
     ``mlm_labels`` (B, T); with region masking ``region_targets`` (B, R, C) and
     ``masked_regions`` (B, R); and the task's ``targets`` when the dataset has them.
     """
-    dataset: VLDataset
+    dataset: VLDataset | TextDataset
     mask_token_id: int | None = None
     vocab_size: int | None = None
     mlm_probability: float = 0.0
@@ -120,19 +136,20 @@ class VLCollator:
         ds = self.dataset
         idx = np.asarray(indices, np.int64)
         tok = {k: torch.from_numpy(v[idx]) for k, v in ds.tokens.items()}
-        reg = ds.store.gather(ds.rows[idx])
-        n = torch.from_numpy(reg["num_regions"])
-        valid = torch.arange(ds.store.max_regions)[None, :] < n[:, None]
         batch = {"input_ids": tok["input_ids"].long(), "attention_mask": tok["attention_mask"].long(),
-                 "token_type_ids": tok["token_type_ids"].long(),
-                 "features": torch.from_numpy(reg["features"]), "boxes": torch.from_numpy(reg["boxes"]),
-                 "region_mask": valid}
+                 "token_type_ids": tok["token_type_ids"].long()}
+        if ds.store is not None:
+            reg = ds.store.gather(ds.rows[idx])
+            n = torch.from_numpy(reg["num_regions"])
+            valid = torch.arange(ds.store.max_regions)[None, :] < n[:, None]
+            batch.update(features=torch.from_numpy(reg["features"]), boxes=torch.from_numpy(reg["boxes"]),
+                         region_mask=valid)
         gen = torch.Generator().manual_seed(zlib.crc32(idx.tobytes()) ^ (self.seed * 2654435761 % 2**32))
         if self.mlm_probability > 0:
             batch["input_ids"], batch["mlm_labels"] = mask_tokens(
                 batch["input_ids"], tok["special_tokens_mask"].bool(), self.vocab_size,
                 self.mask_token_id, self.mlm_probability, gen)
-        if self.region_mask_probability > 0:
+        if self.region_mask_probability > 0 and ds.store is not None:
             batch["features"], batch["masked_regions"] = mask_regions(
                 batch["features"], valid, self.region_mask_probability, gen)
             batch["region_targets"] = torch.from_numpy(reg["cls_prob"])

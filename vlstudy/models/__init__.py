@@ -5,16 +5,19 @@ from torch import nn
 
 from .config import PRESETS, ModelConfig, model_config
 from .heads import ForClassification, ForPretraining
+from .text_bert import TextBert
 from .vilbert import VilBert
 from .visual_bert import VisualBert
 
 ARCHITECTURES = {"visual_bert": VisualBert, "vilbert": VilBert}
+TEXT_ONLY = {"bert": TextBert}
 
 
 def build_base(arch: str, cfg: ModelConfig) -> nn.Module:
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](cfg)
+    known = {**ARCHITECTURES, **TEXT_ONLY}
+    if arch not in known:
+        raise ValueError(f"unknown architecture {arch!r}; known: {sorted(known)}")
+    return known[arch](cfg)
 
 
 def build_pretraining(arch: str, cfg: ModelConfig) -> ForPretraining:
@@ -23,4 +26,4 @@ def build_pretraining(arch: str, cfg: ModelConfig) -> ForPretraining:
 
 
 __all__ = ["ARCHITECTURES", "PRESETS", "ForClassification", "ForPretraining", "ModelConfig", "VilBert",
-           "VisualBert", "build_base", "build_pretraining", "model_config"]
+           "TextBert", "VisualBert", "build_base", "build_pretraining", "model_config"]

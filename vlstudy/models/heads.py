@@ -6,6 +6,7 @@ a dict with ``loss`` (when targets are given), as ``transformers.Trainer`` expec
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import objectives
@@ -15,18 +16,20 @@ BASE_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "features", "box
 
 
 class MLMHead(nn.Module):
-    """transform → decoder tied to the word embeddings, plus a bias (BERT's ``cls.predictions``)."""
+    """transform → decoder tied to the word embeddings, plus a bias (BERT's ``cls.predictions``).
 
-    def __init__(self, word_embeddings: nn.Embedding, eps: float):
+    The tie is by construction: the decoder weight is passed in at call time, so the state
+    dict holds each tensor once (safetensors refuses shared tensors).
+    """
+
+    def __init__(self, hidden: int, vocab: int, eps: float):
         super().__init__()
-        vocab, hidden = word_embeddings.weight.shape
         self.transform = PredictionTransform(hidden, eps)
-        self.decoder = nn.Linear(hidden, vocab, bias=False)
-        self.decoder.weight = word_embeddings.weight          # tied
         self.bias = nn.Parameter(torch.zeros(vocab))
 
-    def forward(self, x):
-        return self.decoder(self.transform(x)) + self.bias    # (B, T, vocab)
+    def forward(self, x, word_embeddings: torch.Tensor):
+        # x (B, T, hidden), word_embeddings (vocab, hidden) → (B, T, vocab)
+        return F.linear(self.transform(x), word_embeddings, self.bias)
 
 
 class RegionClassHead(nn.Module):
@@ -48,17 +51,17 @@ class ForPretraining(nn.Module):
         super().__init__()
         cfg = base.cfg
         self.base = base
-        self.mlm = MLMHead(base.embeddings.word_embeddings, cfg.layer_norm_eps)
+        self.mlm = MLMHead(cfg.hidden, cfg.vocab_size, cfg.layer_norm_eps)
         self.region = RegionClassHead(base.image_width, cfg.num_detector_classes,
                                       cfg.layer_norm_eps) if region_head else None
         init_weights(self.mlm.transform, cfg.initializer_range)
         if self.region is not None:
             init_weights(self.region, cfg.initializer_range)
 
-    def forward(self, input_ids, attention_mask, token_type_ids, features, boxes, region_mask,
-                mlm_labels=None, masked_regions=None, region_targets=None, **_) -> dict:
+    def forward(self, input_ids, attention_mask, token_type_ids, features=None, boxes=None,
+                region_mask=None, mlm_labels=None, masked_regions=None, region_targets=None, **_) -> dict:
         enc = self.base(input_ids, attention_mask, token_type_ids, features, boxes, region_mask)
-        out = {"mlm_logits": self.mlm(enc.text)}
+        out = {"mlm_logits": self.mlm(enc.text, self.base.embeddings.word_embeddings.weight)}
         if self.region is not None:
             out["region_logits"] = self.region(enc.image)
         losses = []

@@ -39,8 +39,8 @@ def bert_key_map(model: nn.Module) -> dict[str, str]:
     modules = {}
     for i in range(len(base.layers)):
         modules.update({f"layers.{i}.{ours}": f"encoder.layer.{i}.{theirs}" for ours, theirs in LAYER_MAP.items()})
-    if type(base).__name__ == "VisualBert":
-        modules["pooler"] = "pooler.dense"     # ViLBERT's poolers widen to bi_hidden: new
+    if hasattr(base, "pooler"):                # ViLBERT's poolers widen to bi_hidden: new
+        modules["pooler"] = "pooler.dense"
     out = {prefix + ours: theirs for ours, theirs in {**EMBEDDING_MAP, **_with_params(modules)}.items()}
     if prefix and hasattr(model, "mlm"):
         out.update(_with_params(HEAD_MAP))

@@ -1,0 +1,71 @@
+"""Runs keyed by their spec: cached, resumable, shared by every notebook.
+
+A run lives in ``outputs/runs/<id>/``: ``spec.json`` (written first), the Trainer's
+checkpoints and TensorBoard logs under ``trainer/``, the best weights
+(``model.safetensors``; the BERT stage also a BERT-format ``bert/`` folder) and
+``metrics.json``, written atomically and last, so a run is finished exactly when its
+metrics exist. Asking again for a finished spec trains nothing; an unfinished one
+resumes from its last checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .paths import outputs_root
+from .train import RunSpec, train_run
+
+
+class Registry:
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root else outputs_root() / "runs"
+
+    def folder(self, spec_or_id: RunSpec | str) -> Path:
+        return self.root / (spec_or_id if isinstance(spec_or_id, str) else spec_or_id.id)
+
+    def metrics(self, spec: RunSpec) -> dict | None:
+        path = self.folder(spec) / "metrics.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def status(self, spec: RunSpec) -> str:
+        if self.metrics(spec) is not None:
+            return "finished"
+        return "unfinished" if (self.folder(spec) / "spec.json").exists() else "new"
+
+    def run(self, spec: RunSpec, progress: bool = False) -> dict:
+        """The metrics of ``spec``, training it (or resuming it) only if it has not finished."""
+        done = self.metrics(spec)
+        if done is not None:
+            return done
+        if spec.parent is not None and not (self.folder(spec.parent) / "metrics.json").exists():
+            raise ValueError(f"run {spec.id} starts from {spec.parent}, which has not finished")
+        from .world import open_world
+        folder = self.folder(spec)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "spec.json").write_text(json.dumps(spec.__dict__, indent=1))
+        started = time.time()
+        metrics = train_run(spec, folder, open_world(spec.world),
+                            self.folder(spec.parent) if spec.parent else None, progress)
+        metrics["wall_seconds"] = round(time.time() - started, 1)
+        tmp = folder / "metrics.json.tmp"
+        tmp.write_text(json.dumps(metrics, indent=1))
+        os.replace(tmp, folder / "metrics.json")
+        return metrics
+
+    def table(self) -> pd.DataFrame:
+        """Every run with its status and headline metric (for ``vlstudy runs``)."""
+        rows = []
+        for spec_path in sorted(self.root.glob("*/spec.json")):
+            spec = json.loads(spec_path.read_text())
+            m_path = spec_path.parent / "metrics.json"
+            m = json.loads(m_path.read_text()) if m_path.exists() else {}
+            headline = m.get("test_score", m.get("mlm_loss"))
+            rows.append({"run": spec_path.parent.name, "stage": spec["stage"], "arch": spec["arch"],
+                         "dataset": spec["dataset"], "init": spec["init"], "frozen": spec["frozen_base"],
+                         "seed": spec["seed"], "status": "finished" if m else "unfinished",
+                         "headline": headline, "seconds": m.get("wall_seconds")})
+        return pd.DataFrame(rows)

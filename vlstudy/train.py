@@ -1,0 +1,263 @@
+"""Pretraining and finetuning on ``transformers.Trainer``: a run is a function of its spec.
+
+Three stages share one loop: ``bert`` (text-only MLM on the world's corpus, the stand-in
+for bert-base-uncased), ``pretrain`` (MLM for VisualBERT, MLM + masked-region KL for
+ViLBERT) and ``finetune`` (a task head, whole model or frozen base). AdamW with ε 1e-8,
+linear warmup then cosine decay, evaluation every ``eval_every`` updates on the validation
+split, the best checkpoint kept and, for finetuning, its score on the test split.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.batching import TextDataset, VLCollator
+from .data.root import DataRoot
+from .models import ForClassification, ForPretraining, build_base, model_config
+from .models.init import load_bert
+from .models.text_bert import TextBert, export_bert
+
+STAGES = ("bert", "pretrain", "finetune")
+INITS = ("bert", "random", "pretrained")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    stage: str                     # "bert", "pretrain" or "finetune"
+    arch: str                      # "bert" (BERT stage), "visual_bert" or "vilbert"
+    dataset: str                   # "corpus" for the BERT stage; else a dataset of the world
+    world: str = "small"           # world preset the data comes from
+    model: str = "small"           # model config preset
+    init: str = "bert"             # "bert" (parent = BERT stage), "pretrained" (parent = pretrain run), "random"
+    parent: str | None = None      # run id this one starts from
+    train_fraction: float = 1.0    # share of the training split used (size sweeps)
+    steps: int = 500
+    batch_size: int = 64
+    lr: float = 5e-5
+    warmup: int = 50
+    eval_every: int = 100
+    beta2: float = 0.999           # 0.98 for pretraining, 0.999 for finetuning (§2.5)
+    weight_decay: float = 0.01
+    max_text_len: int = 32
+    frozen_base: bool = False      # only the task head learns
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise ValueError(f"unknown stage {self.stage!r}; expected one of {STAGES}")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; expected one of {INITS}")
+        if (self.init == "random") != (self.parent is None) and self.stage != "bert":
+            raise ValueError(f"init {self.init!r} {'needs' if self.parent is None else 'takes no'} a parent run")
+        if not 0 < self.train_fraction <= 1:
+            raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
+        if self.frozen_base and self.stage != "finetune":
+            raise ValueError("only finetuning can freeze the base")
+
+    @property
+    def id(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        return f"{self.stage}-{self.arch}-{self.dataset}-{hashlib.sha256(blob).hexdigest()[:12]}"
+
+    def replace(self, **changes) -> "RunSpec":
+        return dataclasses.replace(self, **changes)
+
+
+# --- data ---------------------------------------------------------------------------------
+def _subset(dataset, fraction: float, seed: int):
+    if fraction >= 1:
+        return dataset
+    n = max(1, round(len(dataset) * fraction))
+    keep = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:n])
+    return torch.utils.data.Subset(dataset, keep.tolist())
+
+
+def datasets_for(spec: RunSpec, root: DataRoot) -> dict[str, torch.utils.data.Dataset]:
+    if spec.stage == "bert":
+        lines = root.corpus_path.read_text().splitlines()
+        n_val = max(1, len(lines) // 20)
+        return {"train": TextDataset(lines[:-n_val], root.tokenizer, spec.max_text_len),
+                "val": TextDataset(lines[-n_val:], root.tokenizer, spec.max_text_len)}
+    splits = ("train", "val") if spec.stage == "pretrain" else ("train", "val", "test")
+    out = {s: root.split(spec.dataset, s, spec.max_text_len) for s in splits}
+    out["train"] = _subset(out["train"], spec.train_fraction, spec.seed)
+    return out
+
+
+def _base_dataset(ds):
+    return ds.dataset if isinstance(ds, torch.utils.data.Subset) else ds
+
+
+# --- models -------------------------------------------------------------------------------
+def _config(spec: RunSpec, root: DataRoot):
+    changes = {"vocab_size": len(root.tokenizer)}
+    if spec.stage != "bert":
+        store = root.store(root.info(spec.dataset).store)
+        changes.update(feature_dim=store.dim, num_detector_classes=store.num_classes)
+    return model_config(spec.model, **changes)
+
+
+def num_labels(spec: RunSpec, root: DataRoot) -> int:
+    info = root.info(spec.dataset)
+    return len(root.answer_vocab(spec.dataset)) if info.task in ("vqa", "vizwiz") else len(info.label_names)
+
+
+def build_model(spec: RunSpec, root: DataRoot, parent_dir: Path | None) -> nn.Module:
+    cfg = _config(spec, root)
+    if spec.stage == "bert":
+        return ForPretraining(TextBert(cfg), region_head=False)
+    if spec.stage == "pretrain":
+        model = ForPretraining(build_base(spec.arch, cfg), region_head=spec.arch == "vilbert")
+    else:
+        model = ForClassification(build_base(spec.arch, cfg), num_labels(spec, root),
+                                  root.info(spec.dataset).task)
+    if spec.init == "bert":
+        load_bert(model, parent_dir / "bert")
+    elif spec.init == "pretrained":
+        load_base_weights(model, parent_dir / "model.safetensors")
+    if spec.frozen_base:
+        model.base.requires_grad_(False)
+    return model
+
+
+def load_base_weights(model: nn.Module, path: Path) -> None:
+    """The base (``base.*``) of a finished run's weights into ``model.base``; heads stay new."""
+    from safetensors.torch import load_file
+    state = {k[len("base."):]: v for k, v in load_file(str(path)).items() if k.startswith("base.")}
+    missing, unexpected = model.base.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"weights at {path} do not fit the model: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}")
+
+
+# --- metrics ------------------------------------------------------------------------------
+def task_score(task: str, logits: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """Validation/test metric of a task, in percent. VQA-like: the soft score of the argmax
+    answer (MMF's vqa_accuracy, the official accuracy for answers in the vocabulary)."""
+    from .metrics import accuracy, multilabel_f1
+    if task in ("vqa", "vizwiz"):
+        return {"score": 100 * float(targets[np.arange(len(targets)), logits.argmax(1)].mean())}
+    if task == "snli_ve":
+        return {"score": 100 * accuracy(logits.argmax(1), targets)}
+    f1 = multilabel_f1(targets, 1 / (1 + np.exp(-logits)))
+    return {"score": 100 * f1["micro_f1"], "macro_f1": 100 * f1["macro_f1"]}
+
+
+@torch.no_grad()
+def pretraining_losses(model: nn.Module, dataset, collator, batch_size: int = 256) -> dict[str, float]:
+    """Mean MLM (and masked-region) loss over a split, weighted by masked tokens / regions."""
+    model.eval()
+    sums = {"mlm_loss": 0.0, "region_loss": 0.0}
+    counts = {"mlm_loss": 0, "region_loss": 0}
+    for start in range(0, len(dataset), batch_size):
+        batch = collator(list(range(start, min(start + batch_size, len(dataset)))))
+        out = model(**batch)
+        n_tok = int((batch["mlm_labels"] != -100).sum())
+        sums["mlm_loss"] += float(out["mlm_loss"]) * n_tok
+        counts["mlm_loss"] += n_tok
+        if "region_loss" in out:
+            n_reg = int(batch["masked_regions"].sum())
+            sums["region_loss"] += float(out["region_loss"]) * n_reg
+            counts["region_loss"] += n_reg
+    return {k: sums[k] / counts[k] for k in sums if counts[k]}
+
+
+# --- the loop -----------------------------------------------------------------------------
+def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | None,
+              progress: bool = False) -> dict:
+    """Train ``spec`` in ``folder`` (resuming from its last checkpoint) and return its metrics."""
+    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+
+    set_seed(spec.seed)
+    data = datasets_for(spec, root)
+    model = build_model(spec, root, parent_dir)
+    tok = root.tokenizer
+    masking = spec.stage != "finetune"
+    collators = {split: VLCollator(_base_dataset(ds), tok.mask_token_id, len(tok),
+                                   0.15 if masking else 0.0,
+                                   0.15 if masking and spec.arch == "vilbert" else 0.0, seed=spec.seed)
+                 for split, ds in data.items()}
+
+    pretraining = spec.stage != "finetune"
+    task = None if pretraining else root.info(spec.dataset).task
+    args = TrainingArguments(
+        output_dir=str(folder / "trainer"), max_steps=spec.steps, per_device_train_batch_size=spec.batch_size,
+        per_device_eval_batch_size=256, learning_rate=spec.lr, warmup_steps=spec.warmup,
+        lr_scheduler_type="cosine", adam_beta1=0.9, adam_beta2=spec.beta2, adam_epsilon=1e-8,
+        weight_decay=spec.weight_decay, eval_strategy="steps", eval_steps=spec.eval_every,
+        save_strategy="steps", save_steps=spec.eval_every, save_total_limit=2, load_best_model_at_end=True,
+        metric_for_best_model="loss" if pretraining else "score", greater_is_better=not pretraining,
+        prediction_loss_only=pretraining, label_names=["mlm_labels"] if pretraining else ["targets"],
+        logging_steps=max(1, spec.eval_every // 2), report_to=["tensorboard"], seed=spec.seed,
+        data_seed=spec.seed, remove_unused_columns=False, dataloader_pin_memory=False, use_cpu=True,
+        disable_tqdm=not progress, save_only_model=False)
+    trainer = Trainer(model=model, args=args, train_dataset=_IndexDataset(data["train"]),
+                      eval_dataset=_IndexDataset(data["val"]),
+                      data_collator=_SplitCollator(*collators.values()),
+                      compute_metrics=None if pretraining else
+                      (lambda p: task_score(task, p.predictions, p.label_ids)))
+    if not progress:
+        trainer.remove_callback(PrinterCallback)
+    checkpoints = sorted((folder / "trainer").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
+    state = trainer.state
+    metrics = {"best_step": _best_step(state), "train_seconds": round(sum(
+        h.get("train_runtime", 0) for h in state.log_history), 1)}
+    if pretraining:
+        metrics.update(pretraining_losses(model, _base_dataset(data["val"]), collators["val"]))
+    else:
+        val = trainer.evaluate()                       # the best checkpoint, reloaded
+        metrics.update({k.replace("eval_", "val_"): v for k, v in val.items()
+                        if k in ("eval_score", "eval_macro_f1")})
+        test = trainer.predict(_IndexDataset(data["test"]))
+        metrics.update({f"test_{k}": v for k, v in task_score(task, test.predictions, test.label_ids).items()})
+    _save_weights(model, folder / "model.safetensors")
+    if spec.stage == "bert":
+        export_bert(model, folder / "bert")
+    return metrics
+
+
+class _IndexDataset(torch.utils.data.Dataset):
+    """Hands the Trainer plain indices; ``_SplitCollator`` turns them into batches."""
+
+    def __init__(self, ds):
+        self.ds = ds
+        self.split_tag = id(_base_dataset(ds))
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        return (self.split_tag, int(self.ds[i]))
+
+
+class _SplitCollator:
+    """Routes each batch to its split's collator (the Trainer has one collator for all)."""
+
+    def __init__(self, *collators: VLCollator):
+        self.by_split = {id(c.dataset): c for c in collators}
+
+    def __call__(self, items):
+        tags = {t for t, _ in items}
+        if len(tags) != 1:
+            raise RuntimeError("a batch mixes examples of different splits")
+        return self.by_split[tags.pop()]([i for _, i in items])
+
+
+def _best_step(state) -> int | None:
+    ckpt = state.best_model_checkpoint
+    return int(ckpt.rsplit("-", 1)[1]) if ckpt else None
+
+
+def _save_weights(model: nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(path)
