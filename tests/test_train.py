@@ -1,0 +1,121 @@
+"""Training and the registry on the tiny config and the smoke world."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vlstudy import registry as registry_module
+from vlstudy.registry import Registry
+from vlstudy.train import RunSpec
+
+TINY = dict(world="smoke", model="tiny", batch_size=16, max_text_len=24)
+
+
+def bert_spec():
+    return RunSpec("bert", "bert", "corpus", init="random", steps=20, eval_every=10, beta2=0.98, **TINY)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """BERT stage → ViLBERT pretraining → whole and frozen-base finetuning on VQA-D."""
+    reg = Registry(tmp_path_factory.mktemp("runs"))
+    t = time.perf_counter()
+    bert = bert_spec()
+    reg.run(bert)
+    pre = RunSpec("pretrain", "vilbert", "coco", parent=bert.id, steps=20, eval_every=10, beta2=0.98, **TINY)
+    reg.run(pre)
+    ft = RunSpec("finetune", "vilbert", "vqa_d", init="pretrained", parent=pre.id, steps=30, eval_every=10,
+                 lr=1e-3, **TINY)
+    frozen = ft.replace(frozen_base=True)
+    metrics = {"finetune": reg.run(ft), "frozen": reg.run(frozen)}
+    return reg, {"bert": bert, "pre": pre, "ft": ft, "frozen": frozen}, metrics, time.perf_counter() - t
+
+
+def test_chain_runs_and_reports(chain):
+    reg, specs, metrics, seconds = chain
+    assert seconds < 60
+    pre = reg.metrics(specs["pre"])
+    assert pre["mlm_loss"] > 0 and pre["region_loss"] >= 0
+    for m in metrics.values():
+        assert 0 <= m["test_score"] <= 100 and 0 <= m["val_score"] <= 100
+    assert (reg.folder(specs["bert"]) / "bert" / "model.safetensors").exists()
+    assert list((reg.folder(specs["ft"]) / "trainer").rglob("events.out.tfevents*"))   # TensorBoard
+    table = reg.table()
+    assert set(table["status"]) == {"finished"} and len(table) == 4
+
+
+def test_frozen_base_is_bit_identical(chain):
+    reg, specs, _, _ = chain
+    before = load_file(str(reg.folder(specs["pre"]) / "model.safetensors"))
+    after = load_file(str(reg.folder(specs["frozen"]) / "model.safetensors"))
+    base_keys = [k for k in after if k.startswith("base.")]
+    assert base_keys and all(torch.equal(after[k], before[k]) for k in base_keys)
+    whole = load_file(str(reg.folder(specs["ft"]) / "model.safetensors"))
+    assert not all(torch.equal(whole[k], before[k]) for k in base_keys)     # whole finetuning moved it
+
+
+def test_best_checkpoint_is_best_on_validation(chain):
+    reg, specs, metrics, _ = chain
+    state_files = sorted((reg.folder(specs["ft"]) / "trainer").glob("checkpoint-*/trainer_state.json"))
+    history = json.loads(state_files[-1].read_text())["log_history"]
+    evals = {h["step"]: h["eval_score"] for h in history if "eval_score" in h}
+    best_step = max(evals, key=lambda s: (evals[s], -s))
+    assert metrics["finetune"]["best_step"] == best_step
+    assert metrics["finetune"]["val_score"] == pytest.approx(max(evals.values()))
+
+
+def test_same_spec_trains_nothing(chain, monkeypatch):
+    reg, specs, metrics, _ = chain
+    monkeypatch.setattr(registry_module, "train_run", lambda *a, **k: pytest.fail("retrained"))
+    assert reg.run(specs["ft"]) == metrics["finetune"]
+
+
+def test_unfinished_parent_is_an_error(tmp_path):
+    spec = RunSpec("pretrain", "visual_bert", "coco", parent=bert_spec().id, **TINY)
+    with pytest.raises(ValueError, match="has not finished"):
+        Registry(tmp_path).run(spec)
+
+
+def test_bad_specs():
+    with pytest.raises(ValueError, match="needs a parent"):
+        RunSpec("pretrain", "visual_bert", "coco", init="bert")
+    with pytest.raises(ValueError, match="only finetuning"):
+        RunSpec("pretrain", "visual_bert", "coco", init="random", frozen_base=True)
+    with pytest.raises(ValueError, match="unknown stage"):
+        RunSpec("distil", "visual_bert", "coco", init="random")
+
+
+KILL_SCRIPT = """
+import sys
+from vlstudy.registry import Registry
+from vlstudy.train import RunSpec
+spec = RunSpec(**{spec!r})
+Registry(sys.argv[1]).run(spec)
+"""
+
+
+def test_killed_run_resumes_to_the_same_metrics(tmp_path):
+    spec = RunSpec("pretrain", "visual_bert", "coco", init="random", steps=60, eval_every=10, beta2=0.98, **TINY)
+    expected = Registry(tmp_path / "straight").run(spec)
+    killed = tmp_path / "killed"
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(spec=spec.__dict__))
+    proc = subprocess.Popen([sys.executable, str(script), str(killed)], env=os.environ.copy())
+    trainer_dir = killed / spec.id / "trainer"
+    deadline = time.time() + 120
+    while not list(trainer_dir.glob("checkpoint-20/trainer_state.json")):
+        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    reg = Registry(killed)
+    assert reg.status(spec) == "unfinished"                      # a killed run never looks finished
+    resumed = reg.run(spec)
+    for k in ("best_step", "mlm_loss"):
+        assert resumed[k] == pytest.approx(expected[k], rel=1e-5), k
