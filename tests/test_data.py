@@ -136,7 +136,9 @@ def test_collator_batches_and_masks(smoke_world):
     coll = VLCollator(ds, tok.mask_token_id, len(tok), mlm_probability=0.15, region_mask_probability=0.15)
     b = coll([0, 3, 5, 7])
     st = smoke_world.store("coco")
-    assert b["input_ids"].shape == b["mlm_labels"].shape == (4, 20)
+    longest = int(ds.tokens["attention_mask"][[0, 3, 5, 7]].sum(1).max())
+    assert b["input_ids"].shape == b["mlm_labels"].shape == (4, longest) and longest <= 20
+    assert b["attention_mask"][:, -1].any()                     # padding shared by all is trimmed
     assert b["features"].shape == (4, st.max_regions, st.dim)
     assert b["boxes"].shape == (4, st.max_regions, 5)
     assert b["region_targets"].shape == (4, st.max_regions, st.num_classes)

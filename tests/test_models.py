@@ -36,8 +36,11 @@ def make_batch(seed=0, masked_regions=True):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_pretraining_heads_shapes(arch):
-    out = build_pretraining(arch, CFG)(**make_batch())
-    assert out["mlm_logits"].shape == (B, T, CFG.vocab_size)
+    batch = make_batch()
+    out = build_pretraining(arch, CFG)(**batch)
+    assert out["mlm_logits"].shape == ((batch["mlm_labels"] != -100).sum(), CFG.vocab_size)
+    del batch["mlm_labels"]
+    assert build_pretraining(arch, CFG)(**batch)["mlm_logits"].shape == (B, T, CFG.vocab_size)
     if arch == "vilbert":
         assert out["region_logits"].shape == (B, R, CFG.num_detector_classes)
         assert torch.isclose(out["loss"], out["mlm_loss"] + out["region_loss"])
@@ -59,6 +62,7 @@ def test_classifier_shapes_and_losses(arch, task, labels):
 def test_tied_mlm_decoder():
     m = build_pretraining("visual_bert", CFG).eval()
     b = make_batch()
+    del b["mlm_labels"]
     out = m(**b)
     enc = m.base(*(b[k] for k in ("input_ids", "attention_mask", "token_type_ids", "features", "boxes",
                                   "region_mask")))

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over the vocabulary at chosen tokens (labels -100 elsewhere)."""
-    # logits (B, T, V), labels (B, T)
-    total = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
-                            reduction="sum")
+    # logits (..., V), labels (...): (B, T, V) and (B, T), or only the chosen (N, V) and (N,)
+    total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                            ignore_index=-100, reduction="sum")
     return total / (labels != -100).sum().clamp(min=1)
 
 
@@ -24,19 +24,14 @@ def region_kl_loss(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Te
     return (kl * masked).sum() / masked.sum().clamp(min=1)
 
 
-def vqa_loss(logits: torch.Tensor, soft_scores: torch.Tensor) -> torch.Tensor:
-    """Multi-label BCE against VQA soft scores, summed over answers, mean over the batch
-    (MMF's ``logit_bce``)."""
-    return F.binary_cross_entropy_with_logits(logits.float(), soft_scores.float()) * soft_scores.shape[1]
+def logit_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Multi-label BCE (VQA soft scores, or multi-hot genres), summed over labels, mean over
+    the batch: MMF's ``logit_bce``, used for VQA 2.0, VizWiz and MM-IMDB."""
+    return F.binary_cross_entropy_with_logits(logits.float(), targets.float()) * targets.shape[1]
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), labels)
 
 
-def multilabel_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
-
-
-TASK_LOSSES = {"vqa": vqa_loss, "vizwiz": vqa_loss, "snli_ve": classification_loss,
-               "mmimdb": multilabel_loss}
+TASK_LOSSES = {"vqa": logit_bce, "vizwiz": logit_bce, "snli_ve": classification_loss, "mmimdb": logit_bce}

@@ -111,6 +111,9 @@ def num_labels(spec: RunSpec, root: DataRoot) -> int:
 
 def build_model(spec: RunSpec, root: DataRoot, parent_dir: Path | None) -> nn.Module:
     cfg = _config(spec, root)
+    if spec.max_text_len > cfg.max_positions:
+        raise ValueError(f"run {spec.id}: max_text_len {spec.max_text_len} exceeds the model's "
+                         f"{cfg.max_positions} positions (config {spec.model!r})")
     if spec.stage == "bert":
         return ForPretraining(TextBert(cfg), region_head=False)
     if spec.stage == "pretrain":

@@ -120,7 +120,8 @@ def mask_regions(features: torch.Tensor, valid: torch.Tensor, prob: float,
 class VLCollator:
     """Indices of a VLDataset → a batch of tensors (masked when the probabilities are > 0).
 
-    Batch keys: input_ids, attention_mask, token_type_ids (B, T); features (B, R, D);
+    Batch keys: input_ids, attention_mask, token_type_ids (B, T), T the batch's longest text;
+    features (B, R, D);
     boxes (B, R, 5); region_mask (B, R) true for real regions; with token masking
     ``mlm_labels`` (B, T); with region masking ``region_targets`` (B, R, C) and
     ``masked_regions`` (B, R); and the task's ``targets`` when the dataset has them.
@@ -135,7 +136,8 @@ class VLCollator:
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         ds = self.dataset
         idx = np.asarray(indices, np.int64)
-        tok = {k: torch.from_numpy(v[idx]) for k, v in ds.tokens.items()}
+        length = max(int(ds.tokens["attention_mask"][idx].sum(1).max()), 1)   # trim shared padding
+        tok = {k: torch.from_numpy(v[idx, :length]) for k, v in ds.tokens.items()}
         batch = {"input_ids": tok["input_ids"].long(), "attention_mask": tok["attention_mask"].long(),
                  "token_type_ids": tok["token_type_ids"].long()}
         if ds.store is not None:

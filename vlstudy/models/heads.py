@@ -45,7 +45,10 @@ class RegionClassHead(nn.Module):
 
 
 class ForPretraining(nn.Module):
-    """MLM for VisualBERT; MMM (MLM + masked-region KL) when ``region_head`` (ViLBERT)."""
+    """MLM for VisualBERT; MMM (MLM + masked-region KL) when ``region_head`` (ViLBERT).
+
+    With ``mlm_labels`` the MLM logits are returned for the chosen tokens only (N, vocab).
+    """
 
     def __init__(self, base: nn.Module, region_head: bool):
         super().__init__()
@@ -61,7 +64,13 @@ class ForPretraining(nn.Module):
     def forward(self, input_ids, attention_mask, token_type_ids, features=None, boxes=None,
                 region_mask=None, mlm_labels=None, masked_regions=None, region_targets=None, **_) -> dict:
         enc = self.base(input_ids, attention_mask, token_type_ids, features, boxes, region_mask)
-        out = {"mlm_logits": self.mlm(enc.text, self.base.embeddings.word_embeddings.weight)}
+        words = self.base.embeddings.word_embeddings.weight
+        if mlm_labels is None:
+            out = {"mlm_logits": self.mlm(enc.text, words)}                    # (B, T, vocab)
+        else:       # decode only the chosen tokens: the vocabulary projection is the costly part
+            chosen = mlm_labels != -100
+            out = {"mlm_logits": self.mlm(enc.text[chosen], words)}           # (N chosen, vocab)
+            mlm_labels = mlm_labels[chosen]
         if self.region is not None:
             out["region_logits"] = self.region(enc.image)
         losses = []

@@ -1,0 +1,114 @@
+"""The study's recipes: the runs that answer a question, from a notebook's parameters.
+
+A ``Study`` turns "ViLBERT pretrained on VQA-P, finetuned on VizWiz, seed 2" into run
+specs (BERT stage → pretraining → finetuning), asks the registry for each in order and
+returns tidy tables. Runs made by one notebook are found, not retrained, by the others.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .registry import Registry
+from .train import RunSpec
+
+NO_PRETRAINING = "none"     # direct training from the BERT stage (the paper's "-" rows)
+RANDOM_INIT = "random"      # no BERT either (Supp. C.1)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Hyper-parameters shared by the study's runs (a profile sets them)."""
+    world: str = "small"
+    model: str = "small"
+    batch_size: int = 64
+    bert_steps: int = 1000
+    pretrain_steps: int = 1000
+    finetune_steps: int = 300
+    bert_lr: float = 5e-4
+    pretrain_lr: float = 2e-4
+    finetune_lr: float = 2e-4
+    frozen_lr: float = 1e-3
+    warmup_fraction: float = 0.1
+    evals_per_run: int = 5
+    max_text_len: int = 32
+    long_text_len: int = 64          # MM-IMDB plots
+
+    @classmethod
+    def from_params(cls, params: dict) -> "Recipe":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in params.items() if k in names})
+
+    def schedule(self, steps: int) -> dict:
+        return dict(steps=steps, warmup=max(1, int(steps * self.warmup_fraction)),
+                    eval_every=max(1, steps // self.evals_per_run))
+
+
+class Study:
+    def __init__(self, recipe: Recipe, registry: Registry | None = None, log=None):
+        self.recipe, self.registry = recipe, registry or Registry()
+        self.log = log if log is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._specs: dict[str, RunSpec] = {}
+
+    def _spec(self, **kw) -> RunSpec:
+        r = self.recipe
+        spec = RunSpec(world=r.world, model=r.model, batch_size=r.batch_size, **kw)
+        self._specs[spec.id] = spec
+        return spec
+
+    # --- specs --------------------------------------------------------------------------
+    def bert(self) -> RunSpec:
+        r = self.recipe
+        return self._spec(stage="bert", arch="bert", dataset="corpus", init="random", lr=r.bert_lr,
+                          beta2=0.98, max_text_len=r.max_text_len, **r.schedule(r.bert_steps))
+
+    def pretraining(self, arch: str, dataset: str, fraction: float = 1.0, steps: int | None = None,
+                    seed: int = 0) -> RunSpec:
+        r = self.recipe
+        return self._spec(stage="pretrain", arch=arch, dataset=dataset, init="bert", parent=self.bert().id,
+                          train_fraction=fraction, lr=r.pretrain_lr, beta2=0.98, seed=seed,
+                          max_text_len=r.max_text_len, **r.schedule(steps or r.pretrain_steps))
+
+    def finetuning(self, arch: str, task: str, pretrained_on: str, seed: int = 0, frozen: bool = False,
+                   pretraining: RunSpec | None = None) -> RunSpec:
+        """``pretrained_on``: a pretraining dataset, "none" (from BERT) or "random"."""
+        r = self.recipe
+        if pretraining is None and pretrained_on not in (NO_PRETRAINING, RANDOM_INIT):
+            pretraining = self.pretraining(arch, pretrained_on)
+        init, parent = (("pretrained", pretraining.id) if pretraining is not None else
+                        ("bert", self.bert().id) if pretrained_on == NO_PRETRAINING else ("random", None))
+        return self._spec(stage="finetune", arch=arch, dataset=task, init=init, parent=parent, seed=seed,
+                          frozen_base=frozen, lr=r.frozen_lr if frozen else r.finetune_lr, beta2=0.999,
+                          max_text_len=r.long_text_len if task == "mmimdb" else r.max_text_len,
+                          **r.schedule(r.finetune_steps))
+
+    # --- running ------------------------------------------------------------------------
+    def run(self, spec: RunSpec) -> dict:
+        """Metrics of ``spec``, running whatever it starts from first."""
+        if spec.parent is not None:
+            self.run(self._specs[spec.parent])
+        status = self.registry.status(spec)
+        metrics = self.registry.run(spec)
+        if status != "finished":
+            self.log(f"  {spec.stage:8s} {spec.arch:11s} {spec.dataset:8s} seed {spec.seed}"
+                     f"{' frozen' if spec.frozen_base else ''}: {metrics['wall_seconds']:.0f} s, "
+                     + ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()
+                                 if k in ("mlm_loss", "region_loss", "test_score")))
+        return metrics
+
+    def finetune_grid(self, archs, pretrained_on, tasks, seeds, frozen: bool = False) -> pd.DataFrame:
+        """One row per (arch, pretraining set, task, seed): val and test metrics."""
+        rows = []
+        for arch in archs:
+            for source in pretrained_on:
+                for task in tasks:
+                    for seed in seeds:
+                        spec = self.finetuning(arch, task, source, seed, frozen)
+                        m = self.run(spec)
+                        rows.append({"arch": arch, "pretrained_on": source, "task": task, "seed": seed,
+                                     "frozen": frozen, **{k: v for k, v in m.items()
+                                                          if k.startswith(("val_", "test_"))}})
+        return pd.DataFrame(rows)
