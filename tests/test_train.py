@@ -119,3 +119,24 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
     resumed = reg.run(spec)
     for k in ("best_step", "mlm_loss"):
         assert resumed[k] == pytest.approx(expected[k], rel=1e-5), k
+
+
+def test_ddp_two_processes_follow_the_single_process_run(tmp_path):
+    """torchrun, 2 processes on gloo, the same global batch and seed as one process."""
+    import math
+    import socket
+    spec = RunSpec("pretrain", "visual_bert", "coco", init="random", steps=30, eval_every=10, lr=2e-3,
+                   beta2=0.98, **TINY)
+    single = Registry(tmp_path / "single").run(spec)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                    "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "vlstudy.cli", "train",
+                    "--spec", json.dumps(spec.__dict__), "--root", str(tmp_path / "ddp"), "--quiet"],
+                   check=True, env=env, capture_output=True, timeout=300)
+    ddp = json.loads((tmp_path / "ddp" / spec.id / "metrics.json").read_text())
+    untrained = math.log(99)                                   # tiny vocabulary: the loss at the start
+    assert untrained - single["mlm_loss"] > 0.5                # training moved the loss...
+    assert abs(ddp["mlm_loss"] - single["mlm_loss"]) < 0.15 * (untrained - single["mlm_loss"])  # ...alike

@@ -63,6 +63,17 @@ def _models(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from .registry import Registry
+    try:
+        metrics = Registry(args.root).run_file(args.spec, progress=not args.quiet)
+    except ValueError as e:
+        print(f"vlstudy train: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
 def _runs(args) -> int:
     import pandas as pd
 
@@ -117,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="official = the 2021 evaluator; legacy = the pre-2021 one")
     ev.add_argument("--json", action="store_true", help="also print every breakdown as JSON")
     ev.set_defaults(fn=_eval_vqa)
+
+    t = sub.add_parser("train", help="train one run from its spec (JSON file or string); "
+                                     "under torchrun it trains with DDP")
+    t.add_argument("--spec", required=True, help="RunSpec fields as JSON, or a file holding them")
+    t.add_argument("--root", default=None, help="registry folder (default outputs/runs)")
+    t.add_argument("--quiet", action="store_true", help="no per-step log lines")
+    t.set_defaults(fn=_train)
 
     r = sub.add_parser("runs", help="list the runs in the registry with status and headline metric")
     r.set_defaults(fn=_runs)

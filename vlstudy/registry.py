@@ -46,15 +46,29 @@ class Registry:
         from .world import open_world
         folder = self.folder(spec)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "spec.json").write_text(json.dumps(spec.__dict__, indent=1))
+        main = int(os.environ.get("RANK", "0")) == 0         # under torchrun only rank 0 writes
+        if main:
+            _atomic_write(folder / "spec.json", json.dumps(spec.__dict__, indent=1))
         started = time.time()
         metrics = train_run(spec, folder, open_world(spec.world),
                             self.folder(spec.parent) if spec.parent else None, progress)
         metrics["wall_seconds"] = round(time.time() - started, 1)
-        tmp = folder / "metrics.json.tmp"
-        tmp.write_text(json.dumps(metrics, indent=1))
-        os.replace(tmp, folder / "metrics.json")
+        if main:
+            _atomic_write(folder / "metrics.json", json.dumps(metrics, indent=1))
         return metrics
+
+    def run_file(self, path_or_json: str, progress: bool = True) -> dict:
+        """Run a spec given as a JSON file or string (``vlstudy train``, e.g. under torchrun)."""
+        text = Path(path_or_json).read_text() if Path(path_or_json).is_file() else path_or_json
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"run spec is neither a file nor valid JSON: {e.msg}") from None
+        try:
+            spec = RunSpec(**fields)
+        except TypeError as e:
+            raise ValueError(f"bad run spec: {e}") from None
+        return self.run(spec, progress)
 
     def table(self) -> pd.DataFrame:
         """Every run with its status and headline metric (for ``vlstudy runs``)."""
@@ -69,3 +83,9 @@ class Registry:
                          "seed": spec["seed"], "status": "finished" if m else "unfinished",
                          "headline": headline, "seconds": m.get("wall_seconds")})
         return pd.DataFrame(rows)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

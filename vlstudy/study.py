@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
 
 import pandas as pd
 
@@ -36,6 +39,8 @@ class Recipe:
     evals_per_run: int = 5
     max_text_len: int = 32
     long_text_len: int = 64          # MM-IMDB plots
+    jobs: int = 1                    # independent runs side by side (worker processes)
+    threads_per_job: int = 0         # torch threads in each worker (0: torch's default)
 
     @classmethod
     def from_params(cls, params: dict) -> "Recipe":
@@ -86,6 +91,12 @@ class Study:
                           **r.schedule(r.finetune_steps))
 
     # --- running ------------------------------------------------------------------------
+    def _log_run(self, spec: RunSpec, metrics: dict) -> None:
+        self.log(f"  {spec.stage:8s} {spec.arch:11s} {spec.dataset:8s} seed {spec.seed}"
+                 f"{' frozen' if spec.frozen_base else ''}: {metrics['wall_seconds']:.0f} s, "
+                 + ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()
+                             if k in ("mlm_loss", "region_loss", "test_score")))
+
     def run(self, spec: RunSpec) -> dict:
         """Metrics of ``spec``, running whatever it starts from first."""
         if spec.parent is not None:
@@ -93,22 +104,46 @@ class Study:
         status = self.registry.status(spec)
         metrics = self.registry.run(spec)
         if status != "finished":
-            self.log(f"  {spec.stage:8s} {spec.arch:11s} {spec.dataset:8s} seed {spec.seed}"
-                     f"{' frozen' if spec.frozen_base else ''}: {metrics['wall_seconds']:.0f} s, "
-                     + ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()
-                                 if k in ("mlm_loss", "region_loss", "test_score")))
+            self._log_run(spec, metrics)
         return metrics
+
+    def run_many(self, specs: list[RunSpec]) -> list[dict]:
+        """Metrics of many runs: their parents first, then the runs themselves, ``jobs`` at a
+        time in worker processes (each its own Trainer and torch threads)."""
+        specs = list(dict.fromkeys(specs))
+        parents = [self._specs[p] for p in dict.fromkeys(s.parent for s in specs if s.parent)]
+        if parents:
+            self.run_many(parents)
+        todo = [s for s in specs if self.registry.status(s) != "finished"]
+        jobs = min(self.recipe.jobs, len(todo))
+        if jobs > 1:
+            ctx = get_context("spawn")      # forking a process that has run torch is not safe
+            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(self.recipe.threads_per_job,)) as pool:
+                futures = {pool.submit(_run_in_worker, str(self.registry.root), s): s for s in todo}
+                for f in as_completed(futures):
+                    self._log_run(futures[f], f.result())
+        else:
+            for s in todo:
+                self._log_run(s, self.registry.run(s))
+        return [self.registry.run(s) for s in specs]     # all finished: read back
 
     def finetune_grid(self, archs, pretrained_on, tasks, seeds, frozen: bool = False) -> pd.DataFrame:
         """One row per (arch, pretraining set, task, seed): val and test metrics."""
+        keys = [(a, p, t, s) for a in archs for p in pretrained_on for t in tasks for s in seeds]
+        specs = [self.finetuning(a, t, p, s, frozen) for a, p, t, s in keys]
         rows = []
-        for arch in archs:
-            for source in pretrained_on:
-                for task in tasks:
-                    for seed in seeds:
-                        spec = self.finetuning(arch, task, source, seed, frozen)
-                        m = self.run(spec)
-                        rows.append({"arch": arch, "pretrained_on": source, "task": task, "seed": seed,
-                                     "frozen": frozen, **{k: v for k, v in m.items()
-                                                          if k.startswith(("val_", "test_"))}})
+        for (arch, source, task, seed), m in zip(keys, self.run_many(specs)):
+            rows.append({"arch": arch, "pretrained_on": source, "task": task, "seed": seed, "frozen": frozen,
+                         **{k: v for k, v in m.items() if k.startswith(("val_", "test_"))}})
         return pd.DataFrame(rows)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _run_in_worker(root: str, spec: RunSpec) -> dict:
+    return Registry(Path(root)).run(spec)

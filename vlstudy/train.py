@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from .models.init import load_bert
 from .models.text_bert import TextBert, export_bert
 
 STAGES = ("bert", "pretrain", "finetune")
+# Bump when training code changes what a spec produces: runs are cached by spec.
+TRAINING_VERSION = 1
 INITS = ("bert", "random", "pretrained")
 
 
@@ -63,7 +66,11 @@ class RunSpec:
 
     @property
     def id(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        """Content address: the spec, and what its world and model names resolve to today."""
+        from .world import world_spec
+        resolved = [dataclasses.asdict(self), dataclasses.asdict(model_config(self.model)),
+                    world_spec(self.world).digest(), TRAINING_VERSION]
+        blob = json.dumps(resolved, sort_keys=True).encode()
         return f"{self.stage}-{self.arch}-{self.dataset}-{hashlib.sha256(blob).hexdigest()[:12]}"
 
     def replace(self, **changes) -> "RunSpec":
@@ -190,8 +197,13 @@ def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | No
 
     pretraining = spec.stage != "finetune"
     task = None if pretraining else root.info(spec.dataset).task
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))     # > 1 under torchrun (DDP)
+    if spec.batch_size % world_size:
+        raise ValueError(f"batch size {spec.batch_size} does not split over {world_size} processes")
     args = TrainingArguments(
-        output_dir=str(folder / "trainer"), max_steps=spec.steps, per_device_train_batch_size=spec.batch_size,
+        output_dir=str(folder / "trainer"), max_steps=spec.steps,
+        per_device_train_batch_size=spec.batch_size // world_size,
+        ddp_backend="gloo" if world_size > 1 and not torch.cuda.is_available() else None,
         per_device_eval_batch_size=256, learning_rate=spec.lr, warmup_steps=spec.warmup,
         lr_scheduler_type="cosine", adam_beta1=0.9, adam_beta2=spec.beta2, adam_epsilon=1e-8,
         weight_decay=spec.weight_decay, eval_strategy="steps", eval_steps=spec.eval_every,
@@ -199,7 +211,7 @@ def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | No
         metric_for_best_model="loss" if pretraining else "score", greater_is_better=not pretraining,
         prediction_loss_only=pretraining, label_names=["mlm_labels"] if pretraining else ["targets"],
         logging_steps=max(1, spec.eval_every // 2), report_to=["tensorboard"], seed=spec.seed,
-        data_seed=spec.seed, remove_unused_columns=False, dataloader_pin_memory=False, use_cpu=True,
+        data_seed=spec.seed, remove_unused_columns=False, dataloader_pin_memory=False, use_cpu=not torch.cuda.is_available(),
         disable_tqdm=not progress, save_only_model=False)
     trainer = Trainer(model=model, args=args, train_dataset=_IndexDataset(data["train"]),
                       eval_dataset=_IndexDataset(data["val"]),
@@ -221,9 +233,10 @@ def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | No
                         if k in ("eval_score", "eval_macro_f1")})
         test = trainer.predict(_IndexDataset(data["test"]))
         metrics.update({f"test_{k}": v for k, v in task_score(task, test.predictions, test.label_ids).items()})
-    _save_weights(model, folder / "model.safetensors")
-    if spec.stage == "bert":
-        export_bert(model, folder / "bert")
+    if trainer.is_world_process_zero():
+        _save_weights(model, folder / "model.safetensors")
+        if spec.stage == "bert":
+            export_bert(model, folder / "bert")
     return metrics
 
 

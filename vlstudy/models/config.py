@@ -63,8 +63,9 @@ PRESETS: dict[str, ModelConfig] = {
     "small": ModelConfig(vocab_size=1000, hidden=128, layers=3, heads=4, inner=256,
                          max_positions=64, feature_dim=32, num_detector_classes=35,
                          v_hidden=128, v_layers=2, v_heads=4, v_inner=128, bi_hidden=128,
-                         bi_heads=4, v_biattention_id=(0, 1), t_biattention_id=(1, 2)),
-    "tiny": ModelConfig(vocab_size=99, hidden=32, layers=3, heads=2, inner=37, max_positions=40,
+                         bi_heads=4, v_biattention_id=(0, 1), t_biattention_id=(1, 2),
+                         attention_dropout=0.0),   # lets SDPA use its fused CPU kernel
+    "tiny": ModelConfig(vocab_size=99, hidden=32, layers=3, heads=2, inner=37, max_positions=64,
                         feature_dim=12, num_detector_classes=7, v_hidden=24, v_layers=2, v_heads=2,
                         v_inner=20, bi_hidden=16, bi_heads=2, v_biattention_id=(0, 1),
                         t_biattention_id=(1, 2), dropout=0.0, attention_dropout=0.0),

@@ -1,0 +1,135 @@
+"""Our evidence for the paper's claims: our tables beside the paper's, and plain verdicts.
+
+A comparison "A beats B" holds when the mean difference over seeds exceeds twice its
+standard error, is reversed when it is below minus twice, and is otherwise within noise.
+"About equal" holds when the difference is within twice its standard error or one point.
+A claim made of several comparisons is supported when all hold, contradicted when none
+holds and some are reversed, partly supported when some hold, and inconclusive otherwise.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .paper import claims as paper_claims
+from .paper import table as paper_table
+
+MODEL_NAMES = {"visual_bert": "VisualBERT", "vilbert": "ViLBERT"}
+SOURCE_NAMES = {"none": "none", "random": "random", "coco": "COCO", "vqa_p": "VQA-P", "cc_small": "CC-small",
+                "cc_full": "CC", "ccg": "CCG"}
+TASK_NAMES = {"vqa_d": "VQA-D", "vizwiz": "VizWiz", "snli_ve": "SNLI-VE", "mmimdb": "MM-IMDB"}
+# our (task, metric) → the paper tables' column
+PAPER_COLUMNS = {("vqa_d", "test_score"): "vqa_d_acc", ("vizwiz", "test_score"): "vizwiz_acc",
+                 ("snli_ve", "test_score"): "snli_ve_acc", ("mmimdb", "test_score"): "mmimdb_micro_f1",
+                 ("mmimdb", "test_macro_f1"): "mmimdb_macro_f1"}
+EQUAL_TOLERANCE = 1.0   # points
+
+
+def summarize(results: pd.DataFrame, metric: str = "test_score") -> pd.DataFrame:
+    """Mean, sd and count over seeds for each (arch, pretrained_on, task)."""
+    g = results.groupby(["arch", "pretrained_on", "task"], sort=False)[metric]
+    return g.agg(mean="mean", sd="std", n="count").reset_index()
+
+
+def beside_paper(results: pd.DataFrame, paper_name: str) -> pd.DataFrame:
+    """Our mean ± sd next to the paper's number for every cell both have."""
+    paper = paper_table(paper_name)
+    rows = []
+    for (task, metric), column in PAPER_COLUMNS.items():
+        if metric not in results or task not in set(results["task"]):
+            continue
+        for _, r in summarize(results[results["task"] == task], metric).iterrows():
+            match = paper[(paper["model"] == MODEL_NAMES[r["arch"]])
+                          & (paper["pretrained_on"] == SOURCE_NAMES[r["pretrained_on"]])]
+            rows.append({"model": MODEL_NAMES[r["arch"]], "pretrained on": SOURCE_NAMES[r["pretrained_on"]],
+                         "task": TASK_NAMES[task] + (" macro-F1" if metric == "test_macro_f1" else ""),
+                         "ours": f"{r['mean']:.2f} ± {0 if math.isnan(r['sd']) else r['sd']:.2f}",
+                         "seeds": int(r["n"]),
+                         "paper": float(match[column].iloc[0]) if len(match) else float("nan")})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    arch: str
+    task: str
+    a: str                   # pretrained_on of the side claimed higher (or equal)
+    b: str
+    kind: str = "greater"    # "greater" or "equal"
+    arch_b: str | None = None  # compare two models instead of two pretraining sets
+    metric: str = "test_score"
+
+    def label(self) -> str:
+        left = f"{MODEL_NAMES[self.arch]} {SOURCE_NAMES[self.a]}"
+        right = f"{MODEL_NAMES[self.arch_b or self.arch]} {SOURCE_NAMES[self.b]}"
+        return f"{TASK_NAMES[self.task]}: {left} {'>' if self.kind == 'greater' else '≈'} {right}"
+
+
+def _cell(results, arch, source, task, metric):
+    sel = results[(results["arch"] == arch) & (results["pretrained_on"] == source) & (results["task"] == task)]
+    return sel[metric].astype(float)
+
+
+def compare(results: pd.DataFrame, c: Comparison) -> dict | None:
+    a = _cell(results, c.arch, c.a, c.task, c.metric)
+    b = _cell(results, c.arch_b or c.arch, c.b, c.task, c.metric)
+    if a.empty or b.empty:
+        return None
+    var = lambda x: x.var(ddof=1) / len(x) if len(x) > 1 else 0.0  # noqa: E731
+    diff, se = a.mean() - b.mean(), math.sqrt(var(a) + var(b))
+    if c.kind == "greater":
+        outcome = "holds" if diff > 2 * se else "reversed" if diff < -2 * se else "within noise"
+    else:
+        outcome = "holds" if abs(diff) <= max(2 * se, EQUAL_TOLERANCE) else "fails"
+    return {"comparison": c.label(), "difference": diff, "se": se, "outcome": outcome}
+
+
+def _verdict(outcomes: list[str]) -> str:
+    if not outcomes:
+        return "not measured"
+    holds = outcomes.count("holds")
+    if holds == len(outcomes):
+        return "supported"
+    if holds:
+        return f"partly supported ({holds}/{len(outcomes)})"
+    if "reversed" in outcomes or "fails" in outcomes:
+        return "contradicted"
+    return "inconclusive (within noise)"
+
+
+def _table1_claims(archs) -> dict[str, list[Comparison]]:
+    out = {
+        "C1": [Comparison(m, t, s, "cc_small") for m in archs for t in ("vqa_d", "vizwiz", "snli_ve")
+               for s in ("coco", "vqa_p")],
+        "C2": [Comparison(m, t, "coco", "vqa_p", "equal") for m in archs for t in ("vqa_d", "vizwiz")],
+        "C3": [Comparison(m, "snli_ve", "coco", s) for m in archs for s in ("vqa_p", "cc_small")],
+        "C4": [Comparison(m, "mmimdb", "none", s) for m in archs for s in ("coco", "vqa_p", "cc_small")],
+        "C8": [Comparison(m, "vizwiz", "vqa_p", "none") for m in archs],
+        "C11": [Comparison("vilbert", "snli_ve", "none", "cc_small")] if "vilbert" in archs else [],
+    }
+    if {"visual_bert", "vilbert"} <= set(archs):
+        out["C21"] = [Comparison("visual_bert", t, s, s, arch_b="vilbert")
+                      for t in TASK_NAMES for s in ("none", "coco", "vqa_p", "cc_small")]
+    return out
+
+
+CLAIM_SETS = {"table1": _table1_claims}
+
+
+def evaluate_claims(results: pd.DataFrame, which: str = "table1",
+                    archs=("visual_bert", "vilbert")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(claims with verdicts, every comparison behind them)."""
+    text = paper_claims().set_index("id")
+    claim_rows, detail_rows = [], []
+    for cid, comparisons in CLAIM_SETS[which](archs).items():
+        done = [d for d in (compare(results, c) for c in comparisons) if d is not None]
+        for d in done:
+            detail_rows.append({"claim": cid, **d})
+        outcomes = [d["outcome"] for d in done]
+        mean_diff = sum(d["difference"] for d in done) / len(done) if done else float("nan")
+        claim_rows.append({"claim": cid, "section": text.loc[cid, "section"], "statement": text.loc[cid, "claim"],
+                           "comparisons": len(done), "holding": outcomes.count("holds"),
+                           "mean difference": round(mean_diff, 2), "verdict": _verdict(outcomes)})
+    return pd.DataFrame(claim_rows), pd.DataFrame(detail_rows)
