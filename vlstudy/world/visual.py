@@ -179,7 +179,10 @@ class Camera:
         box = np.clip(box, 0, 1)
         blur = np.asarray([sc.blur for sc in scenes])[image]
         sensed = clean * (1 - blur)[:, None] + rng.normal(0, domain.noise / np.sqrt(d), size=clean.shape)
-        seen = sensed @ self.rotation(domain.camera).T
+        # scaled to about unit variance per dimension, the scale of standardised detector
+        # features: a region then stands out from VisualBERT's shared type/position
+        # embeddings at initialisation, as 2048-d real features do
+        seen = np.sqrt(d) * sensed @ self.rotation(domain.camera).T
         # random order within each image, then keep the first ``r``
         order = np.lexsort((rng.random(len(image)), image))
         starts = np.searchsorted(image[order], np.arange(n))
