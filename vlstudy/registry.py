@@ -59,11 +59,11 @@ class Registry:
 
     def run_file(self, path_or_json: str, progress: bool = True) -> dict:
         """Run a spec given as a JSON file or string (``vlstudy train``, e.g. under torchrun)."""
-        text = Path(path_or_json).read_text() if Path(path_or_json).is_file() else path_or_json
+        text = path_or_json if path_or_json.lstrip().startswith("{") else Path(path_or_json).read_text()
         try:
             fields = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"run spec is neither a file nor valid JSON: {e.msg}") from None
+            raise ValueError(f"run spec is not valid JSON: {e.msg}") from None
         try:
             spec = RunSpec(**fields)
         except TypeError as e:
