@@ -149,6 +149,16 @@ class TextEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(self.sum(input_ids, token_type_ids)))
 
 
+def bert_text_stream(cfg) -> tuple[TextEmbeddings, nn.ModuleList]:
+    """BERT's embeddings and ``cfg.layers`` post-LN layers: the text side of every model here."""
+    embeddings = TextEmbeddings(cfg.vocab_size, cfg.hidden, cfg.max_positions, cfg.type_vocab,
+                                cfg.dropout, cfg.layer_norm_eps)
+    layers = nn.ModuleList(TransformerLayer(cfg.hidden, cfg.heads, cfg.inner, cfg.dropout,
+                                            cfg.attention_dropout, cfg.layer_norm_eps)
+                           for _ in range(cfg.layers))
+    return embeddings, layers
+
+
 class PredictionTransform(nn.Module):
     """dense → GELU → LayerNorm: the transform in front of every prediction head."""
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .layers import TextEmbeddings, TransformerLayer, init_weights, key_mask
+from .layers import bert_text_stream, init_weights, key_mask
 from .visual_bert import Encoded
 
 
@@ -21,15 +21,10 @@ class TextBert(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.embeddings = TextEmbeddings(cfg.vocab_size, cfg.hidden, cfg.max_positions, cfg.type_vocab,
-                                         cfg.dropout, cfg.layer_norm_eps)
-        self.layers = nn.ModuleList(
-            TransformerLayer(cfg.hidden, cfg.heads, cfg.inner, cfg.dropout, cfg.attention_dropout,
-                             cfg.layer_norm_eps) for _ in range(cfg.layers))
+        self.embeddings, self.layers = bert_text_stream(cfg)
+        self.image_width, self.pooled_width = cfg.hidden, cfg.hidden     # what the heads read
         self.pooler = nn.Linear(cfg.hidden, cfg.hidden)
         init_weights(self, cfg.initializer_range)
-
-    image_width = pooled_width = property(lambda self: self.cfg.hidden)
 
     def forward(self, input_ids, attention_mask, token_type_ids, *_regions) -> Encoded:
         # input_ids (B, T) → text (B, T, hidden); regions, if given, are ignored

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import CoAttentionLayer, TextEmbeddings, TransformerLayer, init_weights, key_mask
+from .layers import CoAttentionLayer, TransformerLayer, bert_text_stream, init_weights, key_mask
 from .visual_bert import Encoded
 
 
@@ -56,12 +56,9 @@ class VilBert(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.embeddings = TextEmbeddings(cfg.vocab_size, cfg.hidden, cfg.max_positions, cfg.type_vocab,
-                                         cfg.dropout, cfg.layer_norm_eps)
+        self.embeddings, self.layers = bert_text_stream(cfg)
+        self.image_width, self.pooled_width = cfg.v_hidden, cfg.bi_hidden     # what the heads read
         self.region_embeddings = RegionEmbeddings(cfg)
-        self.layers = nn.ModuleList(
-            TransformerLayer(cfg.hidden, cfg.heads, cfg.inner, cfg.dropout, cfg.attention_dropout,
-                             cfg.layer_norm_eps) for _ in range(cfg.layers))
         self.v_layers = nn.ModuleList(
             TransformerLayer(cfg.v_hidden, cfg.v_heads, cfg.v_inner, cfg.dropout, cfg.attention_dropout,
                              cfg.layer_norm_eps) for _ in range(cfg.v_layers))
@@ -73,18 +70,6 @@ class VilBert(nn.Module):
         self.v_pooler = nn.Linear(cfg.v_hidden, cfg.bi_hidden)
         self.schedule = layer_schedule(cfg)
         init_weights(self, cfg.initializer_range)
-
-    @property
-    def text_width(self) -> int:
-        return self.cfg.hidden
-
-    @property
-    def image_width(self) -> int:
-        return self.cfg.v_hidden
-
-    @property
-    def pooled_width(self) -> int:
-        return self.cfg.bi_hidden
 
     def forward(self, input_ids, attention_mask, token_type_ids, features, boxes, region_mask) -> Encoded:
         # input_ids (B, T); features (B, R, feature_dim); boxes (B, R, 5); masks (B, T), (B, R)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .layers import TextEmbeddings, TransformerLayer, init_weights, key_mask
+from .layers import bert_text_stream, init_weights, key_mask
 
 
 @dataclass
@@ -47,26 +47,11 @@ class VisualBert(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.embeddings = TextEmbeddings(cfg.vocab_size, cfg.hidden, cfg.max_positions, cfg.type_vocab,
-                                         cfg.dropout, cfg.layer_norm_eps)
+        self.embeddings, self.layers = bert_text_stream(cfg)
+        self.image_width, self.pooled_width = cfg.hidden, cfg.hidden     # what the heads read
         self.visual_embeddings = VisualEmbeddings(cfg)
-        self.layers = nn.ModuleList(
-            TransformerLayer(cfg.hidden, cfg.heads, cfg.inner, cfg.dropout, cfg.attention_dropout,
-                             cfg.layer_norm_eps) for _ in range(cfg.layers))
         self.pooler = nn.Linear(cfg.hidden, cfg.hidden)     # BERT's: tanh on [CLS]
         init_weights(self, cfg.initializer_range)
-
-    @property
-    def text_width(self) -> int:
-        return self.cfg.hidden
-
-    @property
-    def image_width(self) -> int:
-        return self.cfg.hidden
-
-    @property
-    def pooled_width(self) -> int:
-        return self.cfg.hidden
 
     def forward(self, input_ids, attention_mask, token_type_ids, features, boxes, region_mask) -> Encoded:
         # input_ids (B, T); features (B, R, feature_dim); boxes (B, R, 5); masks (B, T), (B, R)
