@@ -94,3 +94,21 @@ def test_run_record_written(tmp_path):
     assert recs[0]["status"] == "ok"
     rec = json.loads((tmp_path / "smoke" / "notebooks" / "01_world_tour.json").read_text())
     assert rec["parameters"]["world"] == "smoke" and rec["seconds"] > 0
+
+
+def test_claim_verdicts():
+    import pandas as pd
+
+    from vlstudy.verdicts import evaluate_claims
+    rows = [{"arch": "visual_bert", "pretrained_on": p, "task": "mmimdb", "seed": s, "test_score": v + s * 0.1}
+            for p, v in (("none", 70.0), ("coco", 60.0), ("vqa_p", 61.0), ("cc_small", 69.0)) for s in (0, 1, 2)]
+    claims, detail = evaluate_claims(pd.DataFrame(rows), archs=("visual_bert",))
+    c4 = claims.set_index("claim").loc["C4"]
+    assert (c4["comparisons"], c4["holding"], c4["verdict"]) == (3, 3, "supported")
+    assert claims.set_index("claim").loc["C3", "verdict"] == "not measured"
+    one_seed = pd.DataFrame([r for r in rows if r["seed"] == 0])
+    verdict = evaluate_claims(one_seed, archs=("visual_bert",))[0].set_index("claim").loc["C4", "verdict"]
+    assert verdict == "inconclusive (one seed per cell)"
+    flipped = pd.DataFrame([{**r, "test_score": 140 - r["test_score"]} for r in rows])
+    verdict = evaluate_claims(flipped, archs=("visual_bert",))[0].set_index("claim").loc["C4", "verdict"]
+    assert verdict == "contradicted"

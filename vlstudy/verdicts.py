@@ -4,7 +4,8 @@ A comparison "A beats B" holds when the mean difference over seeds exceeds twice
 standard error, is reversed when it is below minus twice, and is otherwise within noise.
 "About equal" holds when the difference is within twice its standard error or one point.
 A claim made of several comparisons is supported when all hold, contradicted when none
-holds and some are reversed, partly supported when some hold, and inconclusive otherwise.
+holds and some are reversed, partly supported when some hold, and inconclusive otherwise
+(always, when a cell has a single seed: there is no spread to judge against).
 """
 from __future__ import annotations
 
@@ -77,8 +78,10 @@ def compare(results: pd.DataFrame, c: Comparison) -> dict | None:
     b = _cell(results, c.arch_b or c.arch, c.b, c.task, c.metric)
     if a.empty or b.empty:
         return None
-    var = lambda x: x.var(ddof=1) / len(x) if len(x) > 1 else 0.0  # noqa: E731
-    diff, se = a.mean() - b.mean(), math.sqrt(var(a) + var(b))
+    diff = a.mean() - b.mean()
+    if min(len(a), len(b)) < 2:         # no spread to judge a difference against
+        return {"comparison": c.label(), "difference": diff, "se": float("nan"), "outcome": "one seed"}
+    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
     if c.kind == "greater":
         outcome = "holds" if diff > 2 * se else "reversed" if diff < -2 * se else "within noise"
     else:
@@ -89,6 +92,8 @@ def compare(results: pd.DataFrame, c: Comparison) -> dict | None:
 def _verdict(outcomes: list[str]) -> str:
     if not outcomes:
         return "not measured"
+    if "one seed" in outcomes:
+        return "inconclusive (one seed per cell)"
     holds = outcomes.count("holds")
     if holds == len(outcomes):
         return "supported"
