@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from vlstudy import registry as registry_module
 from vlstudy.registry import Registry
-from vlstudy.train import RunSpec
+from vlstudy.train import RunSpec, last_checkpoint
 
 TINY = dict(world="smoke", model="tiny", batch_size=16, max_text_len=24)
 
@@ -61,8 +61,8 @@ def test_frozen_base_is_bit_identical(chain):
 
 def test_best_checkpoint_is_best_on_validation(chain):
     reg, specs, metrics, _ = chain
-    state_files = sorted((reg.folder(specs["ft"]) / "trainer").glob("checkpoint-*/trainer_state.json"))
-    history = json.loads(state_files[-1].read_text())["log_history"]
+    state = last_checkpoint(reg.folder(specs["ft"]) / "trainer") / "trainer_state.json"
+    history = json.loads(state.read_text())["log_history"]
     evals = {h["step"]: h["eval_score"] for h in history if "eval_score" in h}
     best_step = max(evals, key=lambda s: (evals[s], -s))
     assert metrics["finetune"]["best_step"] == best_step
@@ -93,7 +93,7 @@ def test_bad_specs():
 KILL_SCRIPT = """
 import sys
 from vlstudy.registry import Registry
-from vlstudy.train import RunSpec
+from vlstudy.train import RunSpec, last_checkpoint
 spec = RunSpec(**{spec!r})
 Registry(sys.argv[1]).run(spec)
 """
@@ -121,9 +121,8 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
 
 
 def _train_losses(registry_root, spec) -> list[float]:
-    states = sorted((registry_root / spec.id / "trainer").glob("checkpoint-*/trainer_state.json"),
-                    key=lambda p: int(p.parent.name.split("-")[1]))
-    return [h["loss"] for h in json.loads(states[-1].read_text())["log_history"] if "loss" in h]
+    state = last_checkpoint(registry_root / spec.id / "trainer") / "trainer_state.json"
+    return [h["loss"] for h in json.loads(state.read_text())["log_history"] if "loss" in h]
 
 
 def test_ddp_two_processes_follow_the_single_process_run(tmp_path):

@@ -189,13 +189,12 @@ def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | No
     data = datasets_for(spec, root)
     model = build_model(spec, root, parent_dir)
     tok = root.tokenizer
-    masking = spec.stage != "finetune"
+    pretraining = spec.stage != "finetune"        # masked objectives; no task head
     collators = {split: VLCollator(_base_dataset(ds), tok.mask_token_id, len(tok),
-                                   0.15 if masking else 0.0,
-                                   0.15 if masking and spec.arch == "vilbert" else 0.0, seed=spec.seed)
+                                   0.15 if pretraining else 0.0,
+                                   0.15 if pretraining and spec.arch == "vilbert" else 0.0, seed=spec.seed)
                  for split, ds in data.items()}
 
-    pretraining = spec.stage != "finetune"
     task = None if pretraining else root.info(spec.dataset).task
     world_size = int(os.environ.get("WORLD_SIZE", "1"))     # > 1 under torchrun (DDP)
     if spec.batch_size % world_size:
@@ -220,8 +219,8 @@ def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | No
                       (lambda p: task_score(task, p.predictions, p.label_ids)))
     if not progress:
         trainer.remove_callback(PrinterCallback)
-    checkpoints = sorted((folder / "trainer").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
+    last = last_checkpoint(folder / "trainer")
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
     state = trainer.state
     metrics = {"best_step": _best_step(state), "train_seconds": round(sum(
         h.get("train_runtime", 0) for h in state.log_history), 1)}
@@ -238,6 +237,12 @@ def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | No
         if spec.stage == "bert":
             export_bert(model, folder / "bert")
     return metrics
+
+
+def last_checkpoint(trainer_dir: Path) -> Path | None:
+    """The Trainer's latest checkpoint folder (by step, not by name: 100 comes after 90)."""
+    found = sorted(Path(trainer_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return found[-1] if found else None
 
 
 class _IndexDataset(torch.utils.data.Dataset):
