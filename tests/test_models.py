@@ -205,6 +205,22 @@ def test_gradients_reach_every_learning_parameter(arch):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
+def test_vqa_pooling_reads_each_examples_last_question_token():
+    """MMF's VisualBERT ``pooler_strategy: vqa``: the token before the final [SEP], per example,
+    so extra padding (a longer example in the batch) changes nothing."""
+    from vlstudy.models.heads import mmf_pooling
+    assert mmf_pooling("visual_bert", "vqa") == "vqa" and mmf_pooling("visual_bert", "vizwiz") == "vqa"
+    assert mmf_pooling("vilbert", "vqa") == "default" and mmf_pooling("visual_bert", "snli_ve") == "default"
+    torch.manual_seed(0)
+    model = ForClassification(build_base("visual_bert", CFG), 4, "vqa", pooling="vqa").eval()
+    batch = {k: v for k, v in make_batch().items() if k in ("input_ids", "attention_mask", "token_type_ids",
+                                                          "features", "boxes", "region_mask")}
+    together = model(**batch)["logits"]
+    alone = model(**{k: v[:1, :5] if v.dim() == 2 and k != "region_mask" else v[:1] for k, v in batch.items()})
+    assert torch.allclose(together[:1], alone["logits"], atol=1e-5)
+    with pytest.raises(ValueError, match="pooling"):
+        ForClassification(build_base("visual_bert", CFG), 4, "vqa", pooling="cls")
+
 def test_models_command_counts_base(capsys):
     assert main(["models", "--config", "base"]) == 0
     out = capsys.readouterr().out

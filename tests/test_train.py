@@ -88,6 +88,8 @@ def test_bad_specs():
         RunSpec("pretrain", "visual_bert", "coco", init="random", frozen_base=True)
     with pytest.raises(ValueError, match="unknown stage"):
         RunSpec("distil", "visual_bert", "coco", init="random")
+    with pytest.raises(ValueError, match="mask_probability"):
+        RunSpec("pretrain", "visual_bert", "coco", init="random", mask_probability=1.5)
 
 
 KILL_SCRIPT = """

@@ -18,3 +18,12 @@ def notebooks_dir() -> Path:
 
 def params_dir() -> Path:
     return REPO_ROOT / "params"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers see the old file or the whole new one, never a
+    part (a process-unique temporary file, then a rename)."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .paths import outputs_root
+from .paths import atomic_write_text, outputs_root
 from .train import RunSpec, train_run
 
 
@@ -48,13 +48,13 @@ class Registry:
         folder.mkdir(parents=True, exist_ok=True)
         main = int(os.environ.get("RANK", "0")) == 0         # under torchrun only rank 0 writes
         if main:
-            _atomic_write(folder / "spec.json", json.dumps(spec.__dict__, indent=1))
+            atomic_write_text(folder / "spec.json", json.dumps(spec.__dict__, indent=1))
         started = time.time()
         metrics = train_run(spec, folder, open_world(spec.world),
                             self.folder(spec.parent) if spec.parent else None, progress)
         metrics["wall_seconds"] = round(time.time() - started, 1)
         if main:
-            _atomic_write(folder / "metrics.json", json.dumps(metrics, indent=1))
+            atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=1))
         return metrics
 
     def run_file(self, path_or_json: str, progress: bool = True) -> dict:
@@ -84,8 +84,3 @@ class Registry:
                          "headline": headline, "seconds": m.get("wall_seconds")})
         return pd.DataFrame(rows)
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .paths import outputs_root
+from .paths import atomic_write_text, outputs_root
 from .plots import save_figure
 
 
@@ -21,7 +21,5 @@ class Outputs:
     def table(self, df: pd.DataFrame, name: str) -> Path:
         self.tables.mkdir(parents=True, exist_ok=True)
         path = self.tables / f"{name}.csv"
-        tmp = path.with_name(path.name + ".tmp")
-        df.to_csv(tmp, index=False, float_format="%.6g")
-        tmp.replace(path)
+        atomic_write_text(path, df.to_csv(index=False, float_format="%.6g"))
         return path

@@ -22,13 +22,15 @@ from torch import nn
 from .data.batching import TextDataset, VLCollator
 from .data.root import DataRoot
 from .models import ForClassification, ForPretraining, build_base, model_config
+from .models.heads import mmf_pooling
 from .models.init import load_bert
 from .models.text_bert import TextBert, export_bert
 
 STAGES = ("bert", "pretrain", "finetune")
 # Bump when training code changes what a spec produces: runs are cached by spec.
-TRAINING_VERSION = 2
+TRAINING_VERSION = 3
 INITS = ("bert", "random", "pretrained")
+REGION_MASK_PROBABILITY = 0.15     # ViLBERT's masked-region modelling (Lu et al. 2019)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class RunSpec:
     beta2: float = 0.999           # 0.98 for pretraining, 0.999 for finetuning (§2.5)
     weight_decay: float = 0.01
     max_text_len: int = 32
+    mask_probability: float = 0.15  # share of text tokens MLM predicts (pretraining stages)
     frozen_base: bool = False      # only the task head learns
     seed: int = 0
 
@@ -61,6 +64,8 @@ class RunSpec:
             raise ValueError(f"init {self.init!r} {'needs' if self.parent is None else 'takes no'} a parent run")
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
+        if not 0 < self.mask_probability < 1:
+            raise ValueError(f"mask_probability must be in (0, 1), got {self.mask_probability}")
         if self.frozen_base and self.stage != "finetune":
             raise ValueError("only finetuning can freeze the base")
 
@@ -126,8 +131,9 @@ def build_model(spec: RunSpec, root: DataRoot, parent_dir: Path | None) -> nn.Mo
     if spec.stage == "pretrain":
         model = ForPretraining(build_base(spec.arch, cfg), region_head=spec.arch == "vilbert")
     else:
-        model = ForClassification(build_base(spec.arch, cfg), num_labels(spec, root),
-                                  root.info(spec.dataset).task)
+        task = root.info(spec.dataset).task
+        model = ForClassification(build_base(spec.arch, cfg), num_labels(spec, root), task,
+                                  pooling=mmf_pooling(spec.arch, task))
     if spec.init == "bert":
         load_bert(model, parent_dir / "bert")
     elif spec.init == "pretrained":
@@ -191,8 +197,9 @@ def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | No
     tok = root.tokenizer
     pretraining = spec.stage != "finetune"        # masked objectives; no task head
     collators = {split: VLCollator(_base_dataset(ds), tok.mask_token_id, len(tok),
-                                   0.15 if pretraining else 0.0,
-                                   0.15 if pretraining and spec.arch == "vilbert" else 0.0, seed=spec.seed)
+                                   spec.mask_probability if pretraining else 0.0,
+                                   REGION_MASK_PROBABILITY if pretraining and spec.arch == "vilbert" else 0.0,
+                                   seed=spec.seed)
                  for split, ds in data.items()}
 
     task = None if pretraining else root.info(spec.dataset).task

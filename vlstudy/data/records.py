@@ -7,9 +7,10 @@ was expected.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+from ..paths import atomic_write_text
 
 TASKS = ("pretraining", "vqa", "vizwiz", "snli_ve", "mmimdb")
 
@@ -71,11 +72,11 @@ def write_records(folder: Path, splits: dict[str, list[Record]], task: str, stor
         ids = [r.id for r in recs]
         if len(set(ids)) != len(ids):
             raise ValueError(f"{folder.name}/{split}: record ids are not unique")
-        _atomic_write(folder / f"{split}.jsonl",
+        atomic_write_text(folder / f"{split}.jsonl",
                       "".join(json.dumps(r.to_json()) + "\n" for r in recs))
     info = {"name": folder.name, "task": task, "store": store,
             "sizes": {s: len(r) for s, r in splits.items()}, "meta": meta}
-    _atomic_write(folder / "dataset.json", json.dumps(info, indent=1))
+    atomic_write_text(folder / "dataset.json", json.dumps(info, indent=1))
 
 
 def read_records(path: Path) -> list[Record]:
@@ -105,8 +106,3 @@ def read_info(folder: Path) -> DatasetInfo:
     except KeyError as e:
         raise ValueError(f"{path}: missing field {e}") from None
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -86,24 +86,45 @@ class ForPretraining(nn.Module):
         return out
 
 
-class ForClassification(nn.Module):
-    """dropout → transform → linear on the pooled output, with the task's loss (MMF's heads)."""
+POOLING = ("default", "vqa")
 
-    def __init__(self, base: nn.Module, num_labels: int, task: str):
+
+def mmf_pooling(arch: str, task: str) -> str:
+    """MMF's ``pooler_strategy`` for a model and task: VisualBERT reads VQA and VizWiz answers
+    off the last question token ("vqa"); everything else uses the pooled output."""
+    return "vqa" if arch == "visual_bert" and task in ("vqa", "vizwiz") else "default"
+
+
+class ForClassification(nn.Module):
+    """dropout → transform → linear on the pooled output, with the task's loss (MMF's heads).
+
+    ``pooling="vqa"`` reads the hidden state of the last text token before the final [SEP]
+    instead of the pooler (MMF's VisualBERT ``pooler_strategy: vqa``, used for VQA2 and VizWiz).
+    """
+
+    def __init__(self, base: nn.Module, num_labels: int, task: str, pooling: str = "default"):
         super().__init__()
         if task not in objectives.TASK_LOSSES:
             raise ValueError(f"unknown task {task!r}; known: {sorted(objectives.TASK_LOSSES)}")
+        if pooling not in POOLING:
+            raise ValueError(f"unknown pooling {pooling!r}; known: {POOLING}")
         cfg = base.cfg
-        self.base, self.task = base, task
+        self.base, self.task, self.pooling = base, task, pooling
+        width = cfg.hidden if pooling == "vqa" else base.pooled_width
         self.classifier = nn.Sequential(nn.Dropout(cfg.dropout),
-                                        PredictionTransform(base.pooled_width, cfg.layer_norm_eps),
-                                        nn.Linear(base.pooled_width, num_labels))
+                                        PredictionTransform(width, cfg.layer_norm_eps),
+                                        nn.Linear(width, num_labels))
         init_weights(self.classifier, cfg.initializer_range)
 
     def forward(self, input_ids, attention_mask, token_type_ids, features, boxes, region_mask,
                 targets=None, **_) -> dict:
         enc = self.base(input_ids, attention_mask, token_type_ids, features, boxes, region_mask)
-        out = {"logits": self.classifier(enc.pooled)}
+        if self.pooling == "vqa":       # the token before the last [SEP]: (B, hidden)
+            last = attention_mask.sum(1) - 2
+            pooled = enc.text[torch.arange(len(last), device=last.device), last]
+        else:
+            pooled = enc.pooled
+        out = {"logits": self.classifier(pooled)}
         if targets is not None:
             out["loss"] = objectives.TASK_LOSSES[self.task](out["logits"], targets)
         return out
