@@ -121,7 +121,7 @@ class VLCollator:
     """Indices of a VLDataset → a batch of tensors (masked when the probabilities are > 0).
 
     Batch keys: input_ids, attention_mask, token_type_ids (B, T), T the batch's longest text;
-    features (B, R, D);
+    features (B, R, D), R the batch's most regions;
     boxes (B, R, 5); region_mask (B, R) true for real regions; with token masking
     ``mlm_labels`` (B, T); with region masking ``region_targets`` (B, R, C) and
     ``masked_regions`` (B, R); and the task's ``targets`` when the dataset has them.
@@ -143,7 +143,9 @@ class VLCollator:
         if ds.store is not None:
             reg = ds.store.gather(ds.rows[idx])
             n = torch.from_numpy(reg["num_regions"])
-            valid = torch.arange(ds.store.max_regions)[None, :] < n[:, None]
+            regions = max(int(n.max()), 1)                 # trim region padding shared by the batch
+            reg = {k: v[:, :regions] if k != "num_regions" else v for k, v in reg.items()}
+            valid = torch.arange(regions)[None, :] < n[:, None]
             batch.update(features=torch.from_numpy(reg["features"]), boxes=torch.from_numpy(reg["boxes"]),
                          region_mask=valid)
         gen = torch.Generator().manual_seed(zlib.crc32(idx.tobytes()) ^ (self.seed * 2654435761 % 2**32))

@@ -35,7 +35,7 @@ from .visual import Camera, Scene, sample_scenes
 
 SPLITS = ("train", "val", "test")
 # Bump when the generator changes what a spec builds: built worlds are cached by digest.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 PRETRAINING = ("coco", "vqa_p", "cc_small", "cc_full")
 DOWNSTREAM = ("vqa_d", "vizwiz", "snli_ve", "mmimdb")
 

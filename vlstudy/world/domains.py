@@ -13,14 +13,16 @@ from .visual import VisualDomain
 
 #                        supercategory weights: person animal vehicle food furniture item
 VISUAL_DOMAINS: dict[str, VisualDomain] = {d.name: d for d in (
-    # everyday scenes with many objects
-    VisualDomain("coco", 3, 8, (1.2, 1.0, 1.0, 1.0, 0.8, 1.0), camera=0.0, noise=0.3,
+    # everyday scenes: a few objects among background stuff. More objects make "the dog" a
+    # binding problem that small models do not learn within a CPU budget (3-8 objects: no
+    # pretraining gain on VQA-D at all; 1-3: +7 points, see the domain-match notebook)
+    VisualDomain("coco", 1, 3, (1.2, 1.0, 1.0, 1.0, 0.8, 1.0), camera=0.0, noise=0.3,
                  blur=0.05, crop=0.1, empty=0.0, stuff=2.0, object_scale=0.25),
     # people-centred scenes, close to COCO (SNLI-VE's images)
     VisualDomain("flickr", 2, 6, (3.0, 1.0, 0.6, 0.4, 0.4, 0.6), camera=0.15, noise=0.3,
                  blur=0.05, crop=0.1, empty=0.0, stuff=2.0, object_scale=0.3),
-    # web images: few salient objects, a shifted prior, another camera
-    VisualDomain("cc", 1, 3, (0.6, 1.0, 1.2, 1.4, 1.2, 0.6), camera=0.7, noise=0.35,
+    # web images: one or two salient objects, a shifted prior, another camera
+    VisualDomain("cc", 1, 2, (0.6, 1.0, 1.2, 1.4, 1.2, 0.6), camera=0.7, noise=0.35,
                  blur=0.1, crop=0.05, empty=0.0, stuff=1.0, object_scale=0.45),
     # photos by blind users: blur, partial framing, subjects missing
     VisualDomain("vizwiz", 1, 2, (0.1, 0.2, 0.1, 1.5, 0.3, 3.0), camera=0.35, noise=0.5,
