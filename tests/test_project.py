@@ -95,6 +95,24 @@ def test_run_record_written(tmp_path):
     rec = json.loads((tmp_path / "smoke" / "notebooks" / "01_world_tour.json").read_text())
     assert rec["parameters"]["world"] == "smoke" and rec["seconds"] > 0
 
+    # the report gathers what the notebooks wrote; a notebook not run says so
+    import pandas as pd
+    from vlstudy.report import build_report
+    claims = pd.DataFrame([{"claim": "C1", "statement": "in-domain wins", "holding": 3, "comparisons": 4,
+                            "mean difference": 1.5, "verdict": "supported (3 of 4)"}])
+    claims.to_csv(tmp_path / "smoke" / "tables" / "domain_match_claims.csv", index=False)
+    paths = build_report("smoke", tmp_path)
+    md, page = paths["markdown"].read_text(), paths["html"].read_text()
+    assert "## World tour: the embedded synthetic world" in md
+    world_section, match_section = md.split("## ")[1], md.split("## ")[2]
+    assert "ok in" in world_section and "world_tour_datasets" in world_section
+    figures = [line[line.index("](") + 2:-1] for line in md.splitlines() if line.startswith("![")]
+    assert figures and all((tmp_path / "smoke" / f).exists() for f in figures)
+    assert "not run" in match_section and "supported (3 of 4)" in match_section
+    assert page.count("data:image/png;base64,") == len(figures) and "supported (3 of 4)" in page
+    with pytest.raises(FileNotFoundError, match="no outputs for profile"):
+        build_report("full", tmp_path)
+
 
 def test_claim_verdicts():
     import pandas as pd

@@ -1,4 +1,4 @@
-"""The ``vlstudy`` command: study, world, eval, bench."""
+"""The ``vlstudy`` command: study, report, world, eval, train, runs, models, bench."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,13 @@ import sys
 def _study(args) -> int:
     from .runner import main_study
     return main_study(args)
+
+
+def _report(args) -> int:
+    from .report import build_report
+    for kind, path in build_report(args.profile).items():
+        print(f"{kind}: {path}")
+    return 0
 
 
 def _world_build(args) -> int:
@@ -110,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reference", metavar="DIR",
                    help="also write the executed notebooks as nbval references into DIR")
     s.set_defaults(fn=_study)
+
+    rp = sub.add_parser("report", help="(re)write outputs/<profile>/report.{md,html} from what the notebooks wrote")
+    rp.add_argument("--profile", default="small")
+    rp.set_defaults(fn=_report)
 
     w = sub.add_parser("world", help="the embedded synthetic world")
     wsub = w.add_subparsers(dest="world_command", required=True)

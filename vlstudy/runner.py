@@ -56,8 +56,6 @@ def notebook_parameters(profile: str, name: str, path: Path) -> dict:
 
 def run_study(profile: str, only: list[str] | None = None, out_root: Path | None = None,
               log=print) -> list[dict]:
-    import papermill as pm
-
     nbs = notebook_paths()
     profile_nbs = set((load_profile(profile).get("notebooks") or {}))
     stray = profile_nbs - set(nbs)
@@ -70,10 +68,26 @@ def run_study(profile: str, only: list[str] | None = None, out_root: Path | None
             raise ValueError(f"no notebook(s) {missing}; notebooks: {sorted(nbs)}")
         nbs = {k: v for k, v in nbs.items() if k in only}
     plan = {name: notebook_parameters(profile, name, path) for name, path in nbs.items()}
-    out_dir = Path(out_root or outputs_root()) / profile / "notebooks"
+    out_root = Path(out_root or outputs_root())
+    out_dir = out_root / profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     records = []
+    previous = os.environ.get("VLSTUDY_OUTPUT_ROOT")
+    os.environ["VLSTUDY_OUTPUT_ROOT"] = str(out_root)     # the kernels write their tables there too
+    try:
+        _execute(plan, nbs, profile, out_dir, records, log)
+    finally:
+        if previous is None:
+            os.environ.pop("VLSTUDY_OUTPUT_ROOT")
+        else:
+            os.environ["VLSTUDY_OUTPUT_ROOT"] = previous
+    return records
+
+
+def _execute(plan: dict, nbs: dict, profile: str, out_dir: Path, records: list, log) -> None:
+    import papermill as pm
+
     for k, (name, params) in enumerate(plan.items(), 1):
         started = time.time()
         log(f"[{k}/{len(plan)}] {name} ({profile}) ...", flush=True)
@@ -91,7 +105,6 @@ def run_study(profile: str, only: list[str] | None = None, out_root: Path | None
         log(f"[{k}/{len(plan)}] {name}: {rec['status']} in {rec['seconds']} s"
             + (f" (cell {rec['cell']}: {rec['error']})" if rec["status"] != "ok" else ""), flush=True)
         records.append(rec)
-    return records
 
 
 def write_reference(executed: Path, dest: Path) -> None:
@@ -114,6 +127,9 @@ def main_study(args) -> int:
     out_root = outputs_root()
     records = run_study(args.profile, args.only, out_root,
                         log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+    from .report import build_report
+    report = build_report(args.profile, out_root)          # failed notebooks show in it too
+    print(f"report: {report['html']} (and {report['markdown'].name})", file=sys.stderr)
     failed = [r["notebook"] for r in records if r["status"] != "ok"]
     if failed:
         print(f"failed notebooks: {failed}", file=sys.stderr)
