@@ -130,3 +130,21 @@ def test_claim_verdicts():
     flipped = pd.DataFrame([{**r, "test_score": 140 - r["test_score"]} for r in rows])
     verdict = evaluate_claims(flipped, archs=("visual_bert",))[0].set_index("claim").loc["C4", "verdict"]
     assert verdict == "contradicted"
+
+
+def test_size_claim_verdicts():
+    """Fig. 3a's claims on sources named "<dataset>@<fraction>": more data helps (C5), COCO and
+    VQA-P beat CC at every size (C6), all of CC stays below them (C7)."""
+    import pandas as pd
+
+    from vlstudy.verdicts import evaluate_claims
+    base = {"coco": 60.0, "vqa_p": 61.0, "cc_small": 50.0, "cc_full": 55.0}
+    rows = [{"arch": "vilbert", "pretrained_on": f"{d}@{f:g}", "task": "vqa_d", "seed": s,
+             "test_score": base[d] + 5 * f + 0.1 * s}
+            for d in base for f in (0.5, 1.0) for s in (0, 1)]
+    claims, detail = evaluate_claims(pd.DataFrame(rows), "size", ("vilbert",), fractions=(0.5, 1.0))
+    verdicts = claims.set_index("claim")["verdict"].to_dict()
+    assert verdicts == {"C5": "supported", "C6": "supported", "C7": "supported"}
+    assert "ViLBERT CC 100%" in " ".join(detail["comparison"])
+    with pytest.raises(ValueError, match="unknown claim set"):
+        evaluate_claims(pd.DataFrame(rows), "fig9")

@@ -144,6 +144,24 @@ class Study:
         return pd.DataFrame(rows)
 
 
+    def after_pretraining(self, pretrainings: list[tuple[str, RunSpec]], task: str, seeds,
+                          frozen: bool = False) -> pd.DataFrame:
+        """Finetune each (name, pretraining run) on ``task`` over ``seeds``. One row per run and
+        seed: the pretraining's fraction, updates and validation losses, then the task's val
+        and test metrics (the size sweeps, the checkpoint choice)."""
+        keys = [(name, pre, seed) for name, pre in pretrainings for seed in seeds]
+        specs = [self.finetuning(pre.arch, task, name, seed, frozen, pretraining=pre) for name, pre, seed in keys]
+        rows = []
+        for (name, pre, seed), m in zip(keys, self.run_many(specs)):
+            losses = self.registry.metrics(pre) or {}
+            rows.append({"arch": pre.arch, "pretrained_on": name, "dataset": pre.dataset,
+                         "fraction": pre.train_fraction, "pretrain_steps": pre.steps, "task": task,
+                         "seed": seed, "frozen": frozen,
+                         **{k: losses[k] for k in ("mlm_loss", "region_loss") if k in losses},
+                         **{k: v for k, v in m.items() if k.startswith(("val_", "test_"))}})
+        return pd.DataFrame(rows)
+
+
 def _init_worker(threads: int) -> None:
     import torch
     if threads:

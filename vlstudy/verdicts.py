@@ -28,6 +28,12 @@ PAPER_COLUMNS = {("vqa_d", "test_score"): "vqa_d_acc", ("vizwiz", "test_score"):
 EQUAL_TOLERANCE = 1.0   # points
 
 
+def source_name(key: str) -> str:
+    """"coco" → "COCO"; a subset "cc_full@0.5" → "CC 50%"."""
+    base, _, fraction = key.partition("@")
+    return SOURCE_NAMES[base] + (f" {100 * float(fraction):g}%" if fraction else "")
+
+
 def summarize(results: pd.DataFrame, metric: str = "test_score") -> pd.DataFrame:
     """Mean, sd and count over seeds for each (arch, pretrained_on, task)."""
     g = results.groupby(["arch", "pretrained_on", "task"], sort=False)[metric]
@@ -63,8 +69,8 @@ class Comparison:
     metric: str = "test_score"
 
     def label(self) -> str:
-        left = f"{MODEL_NAMES[self.arch]} {SOURCE_NAMES[self.a]}"
-        right = f"{MODEL_NAMES[self.arch_b or self.arch]} {SOURCE_NAMES[self.b]}"
+        left = f"{MODEL_NAMES[self.arch]} {source_name(self.a)}"
+        right = f"{MODEL_NAMES[self.arch_b or self.arch]} {source_name(self.b)}"
         return f"{TASK_NAMES[self.task]}: {left} {'>' if self.kind == 'greater' else '≈'} {right}"
 
 
@@ -120,15 +126,30 @@ def _table1_claims(archs) -> dict[str, list[Comparison]]:
     return out
 
 
-CLAIM_SETS = {"table1": _table1_claims}
+def _size_claims(archs, fractions=(0.25, 0.5, 1.0), task="vqa_d") -> dict[str, list[Comparison]]:
+    """Fig. 3a: sources are "<dataset>@<fraction>" (same updates) and "cc_full@1" (all of CC)."""
+    lo, hi = min(fractions), max(fractions)
+    return {
+        "C5": [Comparison(m, task, f"{d}@{hi:g}", f"{d}@{lo:g}") for m in archs
+               for d in ("coco", "vqa_p", "cc_small")],
+        "C6": [Comparison(m, task, f"{d}@{f:g}", f"cc_small@{f:g}") for m in archs for f in fractions
+               for d in ("coco", "vqa_p")],
+        "C7": [Comparison(m, task, f"{d}@{hi:g}", "cc_full@1") for m in archs for d in ("coco", "vqa_p")],
+    }
+
+
+CLAIM_SETS = {"table1": _table1_claims, "size": _size_claims}
 
 
 def evaluate_claims(results: pd.DataFrame, which: str = "table1",
-                    archs=("visual_bert", "vilbert")) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(claims with verdicts, every comparison behind them)."""
+                    archs=("visual_bert", "vilbert"), **options) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(claims with verdicts, every comparison behind them). ``options`` go to the claim set
+    (the size claims take the ``fractions`` swept)."""
+    if which not in CLAIM_SETS:
+        raise ValueError(f"unknown claim set {which!r}; known: {sorted(CLAIM_SETS)}")
     text = paper_claims().set_index("id")
     claim_rows, detail_rows = [], []
-    for cid, comparisons in CLAIM_SETS[which](archs).items():
+    for cid, comparisons in CLAIM_SETS[which](archs, **options).items():
         done = [d for d in (compare(results, c) for c in comparisons) if d is not None]
         for d in done:
             detail_rows.append({"claim": cid, **d})
