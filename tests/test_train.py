@@ -59,6 +59,20 @@ def test_frozen_base_is_bit_identical(chain):
     assert not all(torch.equal(whole[k], before[k]) for k in base_keys)     # whole finetuning moved it
 
 
+def test_finetuning_drift_starts_from_the_parent(chain):
+    """The rebuilt start of a finetuning run is its parent's weights: a frozen base has not
+    moved at all, and whole finetuning measures the same as comparing with the parent file."""
+    from vlstudy.distances import base_state, finetuning_drift, weight_distances
+    reg, specs, _, _ = chain
+    frozen = finetuning_drift(specs["frozen"], reg)
+    assert len(frozen) == (3 + 2 + 2 * 2) * 4                  # text, visual, co-attention blocks
+    assert (frozen["l1"] == 0).all() and frozen["angular"].max() < 1e-6
+    moved = finetuning_drift(specs["ft"], reg)
+    direct = weight_distances(base_state(reg.folder(specs["pre"]) / "model.safetensors"),
+                              base_state(reg.folder(specs["ft"]) / "model.safetensors"))
+    assert (moved["l1"] > 0).any()
+    assert moved["l1"].tolist() == pytest.approx(direct["l1"].tolist(), rel=1e-6)
+
 def test_best_checkpoint_is_best_on_validation(chain):
     reg, specs, metrics, _ = chain
     state = last_checkpoint(reg.folder(specs["ft"]) / "trainer") / "trainer_state.json"
