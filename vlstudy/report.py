@@ -21,7 +21,7 @@ from .runner import notebook_paths
 
 CLAIM_COLUMNS = ["claim", "statement", "holding", "comparisons", "mean difference", "verdict"]
 # Tables too long for a page (every run, every comparison): linked, not shown.
-LINKED_ONLY = ("_runs", "_comparisons", "_examples")
+LINKED_ONLY = ("_runs", "_comparisons", "_examples", "_drift")
 
 
 def _title(notebook: Path) -> str:

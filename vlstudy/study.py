@@ -162,6 +162,18 @@ class Study:
         return pd.DataFrame(rows)
 
 
+    def drift(self, archs, pretrained_on, task: str, seeds) -> pd.DataFrame:
+        """L1 and angular distances of the attention weights from where whole finetuning on
+        ``task`` started to what it kept: one row per (run, stack, layer, matrix)."""
+        from .distances import finetuning_drift
+        keys = [(a, p, s) for a in archs for p in pretrained_on for s in seeds]
+        specs = [self.finetuning(a, task, p, s) for a, p, s in keys]
+        self.run_many(specs)
+        frames = [finetuning_drift(spec, self.registry).assign(arch=a, pretrained_on=p, task=task, seed=s)
+                  for (a, p, s), spec in zip(keys, specs)]
+        return pd.concat(frames, ignore_index=True)
+
+
 def _init_worker(threads: int) -> None:
     import torch
     if threads:

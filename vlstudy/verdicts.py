@@ -64,14 +64,16 @@ class Comparison:
     task: str
     a: str                   # pretrained_on of the side claimed higher (or equal)
     b: str
-    kind: str = "greater"    # "greater" or "equal"
+    kind: str = "greater"    # "greater", "equal", or "not_greater" (a does not beat b)
     arch_b: str | None = None  # compare two models instead of two pretraining sets
     metric: str = "test_score"
 
     def label(self) -> str:
         left = f"{MODEL_NAMES[self.arch]} {source_name(self.a)}"
         right = f"{MODEL_NAMES[self.arch_b or self.arch]} {source_name(self.b)}"
-        return f"{TASK_NAMES[self.task]}: {left} {'>' if self.kind == 'greater' else '≈'} {right}"
+        sign = {"greater": ">", "equal": "≈", "not_greater": "≯"}[self.kind]
+        metric = "" if self.metric == "test_score" else f" ({self.metric})"
+        return f"{TASK_NAMES[self.task]}{metric}: {left} {sign} {right}"
 
 
 def _cell(results, arch, source, task, metric):
@@ -90,6 +92,8 @@ def compare(results: pd.DataFrame, c: Comparison) -> dict | None:
     se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
     if c.kind == "greater":
         outcome = "holds" if diff > 2 * se else "reversed" if diff < -2 * se else "within noise"
+    elif c.kind == "not_greater":
+        outcome = "holds" if diff <= 2 * se else "fails"
     else:
         outcome = "holds" if abs(diff) <= max(2 * se, EQUAL_TOLERANCE) else "fails"
     return {"comparison": c.label(), "difference": diff, "se": se, "outcome": outcome}
@@ -138,7 +142,52 @@ def _size_claims(archs, fractions=(0.25, 0.5, 1.0), task="vqa_d") -> dict[str, l
     }
 
 
-CLAIM_SETS = {"table1": _table1_claims, "size": _size_claims}
+PRETRAINED = ("coco", "vqa_p", "cc_small")
+
+
+def _frozen_claims(archs) -> dict[str, list[Comparison]]:
+    """Table 2 (results of frozen-base finetuning)."""
+    out = {
+        "C9": [Comparison("visual_bert", t, s, "none") for t in TASK_NAMES for s in PRETRAINED]
+        if "visual_bert" in archs else [],
+        "C10": [Comparison("vilbert", t, s, "none", "not_greater") for t in TASK_NAMES for s in ("coco", "cc_small")]
+        if "vilbert" in archs else [],
+        "C12": [Comparison(m, t, "vqa_p", s) for m in archs for t in ("vqa_d", "vizwiz", "snli_ve")
+                for s in ("none", "coco", "cc_small")],
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+def _distance_claims(archs, task="vqa_d") -> dict[str, list[Comparison]]:
+    """Fig. 4 and C.1, on per-run mean distances (columns ``l1`` and ``angular``): a larger
+    distance on the other side means VQA-P's weights stayed closer."""
+    return {
+        "C14": [Comparison(m, task, s, "vqa_p", metric=d) for m in archs for s in ("none", "coco", "cc_small")
+                for d in ("l1", "angular")],
+        "C15": [Comparison(m, task, "random", "vqa_p", metric=d) for m in archs for d in ("l1", "angular")],
+    }
+
+
+CLAIM_SETS = {"table1": _table1_claims, "size": _size_claims, "frozen": _frozen_claims,
+              "distances": _distance_claims}
+
+
+def rankings_differ(results: pd.DataFrame, claim: str, task: str, archs, metric: str = "test_score") -> dict:
+    """A claim that two models rank the pretraining sets differently on ``task`` (C13): the
+    best set of each model, and whether they differ."""
+    best, one_seed = {}, False
+    for m in archs:
+        cells = results[(results["arch"] == m) & (results["task"] == task)].groupby("pretrained_on")[metric]
+        if len(cells):
+            best[m] = cells.mean().idxmax()
+            one_seed |= bool((cells.count() < 2).any())
+    text = paper_claims().set_index("id")
+    differ = len(set(best.values())) > 1
+    return {"claim": claim, "section": text.loc[claim, "section"], "statement": text.loc[claim, "claim"],
+            "comparisons": len(best), "holding": int(differ), "mean difference": float("nan"),
+            "verdict": ("not measured" if len(best) < 2 else "inconclusive (one seed per cell)" if one_seed
+                        else "supported" if differ else "contradicted")
+            + "".join(f"; best for {MODEL_NAMES[m]}: {source_name(b)}" for m, b in best.items())}
 
 
 def evaluate_claims(results: pd.DataFrame, which: str = "table1",
