@@ -148,3 +148,21 @@ def test_size_claim_verdicts():
     assert "ViLBERT CC 100%" in " ".join(detail["comparison"])
     with pytest.raises(ValueError, match="unknown claim set"):
         evaluate_claims(pd.DataFrame(rows), "fig9")
+
+
+def test_checkpoint_and_model_claims():
+    """§3.6 on checkpoints ordered by pretraining loss, and C21 over whole and frozen rows."""
+    import pandas as pd
+
+    from vlstudy.verdicts import evaluate_claims, mark_frozen, source_name
+    score = {("coco:300", False): 60, ("coco:600", False): 58, ("coco:300", True): 40, ("coco:600", True): 45}
+    rows = [{"arch": "visual_bert", "pretrained_on": p, "task": "vqa_d", "seed": s, "frozen": f,
+             "test_score": v + 0.2 * s} for (p, f), v in score.items() for s in (0, 1, 2)]
+    claims, detail = evaluate_claims(mark_frozen(pd.DataFrame(rows)), "checkpoints", ["visual_bert"],
+                                     checkpoints=["coco:300", "coco:600"])
+    assert claims.set_index("claim")["verdict"].to_dict() == {"C22": "supported", "C23": "supported"}
+    assert source_name("coco:300|frozen") == "COCO 300 updates (frozen base)"
+    both = [{**r, "arch": a, "pretrained_on": "none", "test_score": r["test_score"] + (5 if a == "visual_bert" else 0)}
+            for r in rows for a in ("visual_bert", "vilbert")]
+    c21 = evaluate_claims(mark_frozen(pd.DataFrame(both)), "models", ["visual_bert", "vilbert"], sources=("none",))[0]
+    assert c21.set_index("claim").loc["C21", "verdict"] == "supported"

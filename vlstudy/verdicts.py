@@ -29,9 +29,13 @@ EQUAL_TOLERANCE = 1.0   # points
 
 
 def source_name(key: str) -> str:
-    """"coco" → "COCO"; a subset "cc_full@0.5" → "CC 50%"."""
+    """"coco" → "COCO"; a subset "cc_full@0.5" → "CC 50%"; a checkpoint "coco:300" → "COCO 300
+    updates"; "vqa_p|frozen" → "VQA-P (frozen base)"."""
+    key, frozen, _ = key.partition("|frozen")
+    key, _, steps = key.partition(":")
     base, _, fraction = key.partition("@")
-    return SOURCE_NAMES[base] + (f" {100 * float(fraction):g}%" if fraction else "")
+    return (SOURCE_NAMES[base] + (f" {100 * float(fraction):g}%" if fraction else "")
+            + (f" {steps} updates" if steps else "") + (" (frozen base)" if frozen else ""))
 
 
 def summarize(results: pd.DataFrame, metric: str = "test_score") -> pd.DataFrame:
@@ -168,8 +172,31 @@ def _distance_claims(archs, task="vqa_d") -> dict[str, list[Comparison]]:
     }
 
 
+def _model_claims(archs, sources=("none", "coco", "vqa_p", "cc_small")) -> dict[str, list[Comparison]]:
+    """C21 over whole and frozen-base results (frozen rows' sources carry "|frozen")."""
+    if not {"visual_bert", "vilbert"} <= set(archs):
+        return {}
+    return {"C21": [Comparison("visual_bert", t, s + f, s + f, arch_b="vilbert")
+                    for f in ("", "|frozen") for t in TASK_NAMES for s in sources]}
+
+
+def _checkpoint_claims(archs, checkpoints=(), task="vqa_d") -> dict[str, list[Comparison]]:
+    """§3.6: ``checkpoints`` are sources ordered from the lowest pretraining validation loss to
+    the highest; finetuned, each beats the next (C22); frozen, the order reverses (C23)."""
+    pairs = list(zip(checkpoints, checkpoints[1:]))
+    return {"C22": [Comparison(m, task, a, b) for m in archs for a, b in pairs],
+            "C23": [Comparison(m, task, b + "|frozen", a + "|frozen") for m in archs for a, b in pairs]}
+
+
 CLAIM_SETS = {"table1": _table1_claims, "size": _size_claims, "frozen": _frozen_claims,
-              "distances": _distance_claims}
+              "distances": _distance_claims, "models": _model_claims, "checkpoints": _checkpoint_claims}
+
+
+def mark_frozen(results: pd.DataFrame) -> pd.DataFrame:
+    """Whole and frozen-base rows in one table, frozen sources renamed "<source>|frozen"."""
+    out = results.copy()
+    out["pretrained_on"] = [p + "|frozen" if f else p for p, f in zip(out["pretrained_on"], out["frozen"])]
+    return out
 
 
 def rankings_differ(results: pd.DataFrame, claim: str, task: str, archs, metric: str = "test_score") -> dict:
