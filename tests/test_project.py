@@ -166,3 +166,17 @@ def test_checkpoint_and_model_claims():
             for r in rows for a in ("visual_bert", "vilbert")]
     c21 = evaluate_claims(mark_frozen(pd.DataFrame(both)), "models", ["visual_bert", "vilbert"], sources=("none",))[0]
     assert c21.set_index("claim").loc["C21", "verdict"] == "supported"
+
+
+def test_pretraining_loss_claims():
+    import pandas as pd
+
+    from vlstudy.verdicts import pretraining_loss_claims
+    losses = pd.DataFrame([
+        {"arch": "visual_bert", "sweep": "same updates", "dataset": d, "fraction": 1.0, "mlm_loss": v}
+        for d, v in (("coco", 0.5), ("vqa_p", 0.6), ("cc_small", 1.5))] + [
+        {"arch": "visual_bert", "sweep": "same epochs", "dataset": "cc_full", "fraction": f, "mlm_loss": v}
+        for f, v in ((0.1, 1.6), (0.5, 1.7), (1.0, 1.4))])
+    verdicts = pretraining_loss_claims(losses, ["visual_bert"]).set_index("claim")["verdict"]
+    assert verdicts["C24"] == "supported (one pretraining run per set)"
+    assert verdicts["C25"] == "contradicted (one pretraining run per set)"      # 50 % is worse than 10 %

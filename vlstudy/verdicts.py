@@ -208,13 +208,11 @@ def rankings_differ(results: pd.DataFrame, claim: str, task: str, archs, metric:
         if len(cells):
             best[m] = cells.mean().idxmax()
             one_seed |= bool((cells.count() < 2).any())
-    text = paper_claims().set_index("id")
     differ = len(set(best.values())) > 1
-    return {"claim": claim, "section": text.loc[claim, "section"], "statement": text.loc[claim, "claim"],
-            "comparisons": len(best), "holding": int(differ), "mean difference": float("nan"),
-            "verdict": ("not measured" if len(best) < 2 else "inconclusive (one seed per cell)" if one_seed
-                        else "supported" if differ else "contradicted")
-            + "".join(f"; best for {MODEL_NAMES[m]}: {source_name(b)}" for m, b in best.items())}
+    verdict = ("not measured" if len(best) < 2 else "inconclusive (one seed per cell)" if one_seed
+               else "supported" if differ else "contradicted")
+    return _claim_row(claim, int(differ), len(best), verdict + "".join(
+        f"; best for {MODEL_NAMES[m]}: {source_name(b)}" for m, b in best.items()))
 
 
 def evaluate_claims(results: pd.DataFrame, which: str = "table1",
@@ -235,3 +233,32 @@ def evaluate_claims(results: pd.DataFrame, which: str = "table1",
                            "comparisons": len(done), "holding": outcomes.count("holds"),
                            "mean difference": round(mean_diff, 2), "verdict": _verdict(outcomes)})
     return pd.DataFrame(claim_rows), pd.DataFrame(detail_rows)
+
+
+def _claim_row(claim: str, holding: int, comparisons: int, verdict: str, mean_difference=float("nan")) -> dict:
+    text = paper_claims().set_index("id")
+    return {"claim": claim, "section": text.loc[claim, "section"], "statement": text.loc[claim, "claim"],
+            "comparisons": comparisons, "holding": holding, "mean difference": mean_difference,
+            "verdict": verdict}
+
+
+def pretraining_loss_claims(losses: pd.DataFrame, archs) -> pd.DataFrame:
+    """Table B.1's claims on pretraining validation losses (one pretraining run per set, so
+    the verdict is on the order alone). ``losses``: arch, sweep, dataset, fraction, mlm_loss.
+    C24: same updates, COCO lowest and CC highest; C25: same epochs, more CC lower."""
+    rows = []
+    checks24, checks25 = [], []
+    for m in archs:
+        full = losses[(losses["arch"] == m) & (losses["sweep"] == "same updates")
+                      & (losses["fraction"] == losses["fraction"].max())].set_index("dataset")["mlm_loss"]
+        if {"coco", "cc_small"} <= set(full.index):
+            checks24.append(full.idxmin() == "coco" and full.idxmax() == "cc_small")
+        cc = losses[(losses["arch"] == m) & (losses["sweep"] == "same epochs")].sort_values("fraction")["mlm_loss"]
+        if len(cc) > 1:
+            checks25.append(bool((cc.diff().dropna() < 0).all()))
+    for claim, checks in (("C24", checks24), ("C25", checks25)):
+        verdict = ("not measured" if not checks else "supported" if all(checks) else
+                   f"partly supported ({sum(checks)}/{len(checks)})" if any(checks) else "contradicted")
+        rows.append(_claim_row(claim, sum(checks), len(checks), verdict + " (one pretraining run per set)"
+                               if checks else verdict))
+    return pd.DataFrame(rows)
