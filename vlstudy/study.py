@@ -151,13 +151,14 @@ class Study:
         and test metrics (the size sweeps, the checkpoint choice)."""
         keys = [(name, pre, seed) for name, pre in pretrainings for seed in seeds]
         specs = [self.finetuning(pre.arch, task, name, seed, frozen, pretraining=pre) for name, pre, seed in keys]
+        finished = self.run_many(specs)
+        losses = {pre.id: self.registry.metrics(pre) or {} for _, pre in pretrainings}
         rows = []
-        for (name, pre, seed), m in zip(keys, self.run_many(specs)):
-            losses = self.registry.metrics(pre) or {}
+        for (name, pre, seed), m in zip(keys, finished):
             rows.append({"arch": pre.arch, "pretrained_on": name, "dataset": pre.dataset,
                          "fraction": pre.train_fraction, "pretrain_steps": pre.steps, "task": task,
                          "seed": seed, "frozen": frozen,
-                         **{k: losses[k] for k in ("mlm_loss", "region_loss") if k in losses},
+                         **{k: v for k, v in losses[pre.id].items() if k in ("mlm_loss", "region_loss")},
                          **{k: v for k, v in m.items() if k.startswith(("val_", "test_"))}})
         return pd.DataFrame(rows)
 

@@ -128,10 +128,7 @@ def _table1_claims(archs) -> dict[str, list[Comparison]]:
         "C8": [Comparison(m, "vizwiz", "vqa_p", "none") for m in archs],
         "C11": [Comparison("vilbert", "snli_ve", "none", "cc_small")] if "vilbert" in archs else [],
     }
-    if {"visual_bert", "vilbert"} <= set(archs):
-        out["C21"] = [Comparison("visual_bert", t, s, s, arch_b="vilbert")
-                      for t in TASK_NAMES for s in ("none", "coco", "vqa_p", "cc_small")]
-    return out
+    return {**out, **_model_claims(archs, variants=("",))}
 
 
 def _size_claims(archs, fractions=(0.25, 0.5, 1.0), task="vqa_d") -> dict[str, list[Comparison]]:
@@ -172,12 +169,14 @@ def _distance_claims(archs, task="vqa_d") -> dict[str, list[Comparison]]:
     }
 
 
-def _model_claims(archs, sources=("none", "coco", "vqa_p", "cc_small")) -> dict[str, list[Comparison]]:
-    """C21 over whole and frozen-base results (frozen rows' sources carry "|frozen")."""
+def _model_claims(archs, sources=("none", "coco", "vqa_p", "cc_small"),
+                  variants=("", "|frozen")) -> dict[str, list[Comparison]]:
+    """C21: VisualBERT against ViLBERT in every cell; by default over whole and frozen-base
+    results (frozen rows' sources carry "|frozen"), Table 1's over whole results only."""
     if not {"visual_bert", "vilbert"} <= set(archs):
         return {}
     return {"C21": [Comparison("visual_bert", t, s + f, s + f, arch_b="vilbert")
-                    for f in ("", "|frozen") for t in TASK_NAMES for s in sources]}
+                    for f in variants for t in TASK_NAMES for s in sources]}
 
 
 def _checkpoint_claims(archs, checkpoints=(), task="vqa_d") -> dict[str, list[Comparison]]:
@@ -221,7 +220,6 @@ def evaluate_claims(results: pd.DataFrame, which: str = "table1",
     (the size claims take the ``fractions`` swept)."""
     if which not in CLAIM_SETS:
         raise ValueError(f"unknown claim set {which!r}; known: {sorted(CLAIM_SETS)}")
-    text = paper_claims().set_index("id")
     claim_rows, detail_rows = [], []
     for cid, comparisons in CLAIM_SETS[which](archs, **options).items():
         done = [d for d in (compare(results, c) for c in comparisons) if d is not None]
@@ -229,9 +227,8 @@ def evaluate_claims(results: pd.DataFrame, which: str = "table1",
             detail_rows.append({"claim": cid, **d})
         outcomes = [d["outcome"] for d in done]
         mean_diff = sum(d["difference"] for d in done) / len(done) if done else float("nan")
-        claim_rows.append({"claim": cid, "section": text.loc[cid, "section"], "statement": text.loc[cid, "claim"],
-                           "comparisons": len(done), "holding": outcomes.count("holds"),
-                           "mean difference": round(mean_diff, 2), "verdict": _verdict(outcomes)})
+        claim_rows.append(_claim_row(cid, outcomes.count("holds"), len(done), _verdict(outcomes),
+                                     round(mean_diff, 2)))
     return pd.DataFrame(claim_rows), pd.DataFrame(detail_rows)
 
 
