@@ -59,6 +59,12 @@ class WorldSpec:
     def pretraining_pairs(self) -> int:
         return 5 * self.coco_images
 
+    def split_sizes(self, task: str) -> tuple[int, int, int]:
+        """(train, val, test) records of a downstream task."""
+        if task not in DOWNSTREAM:
+            raise ValueError(f"unknown downstream task {task!r}; known: {DOWNSTREAM}")
+        return getattr(self, task)
+
     def digest(self) -> str:
         blob = json.dumps([GENERATOR_VERSION, dataclasses.asdict(self)], sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
