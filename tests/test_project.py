@@ -101,6 +101,10 @@ def test_run_record_written(tmp_path):
     claims = pd.DataFrame([{"claim": "C1", "statement": "in-domain wins", "holding": 3, "comparisons": 4,
                             "mean difference": 1.5, "verdict": "supported (3 of 4)"}])
     claims.to_csv(tmp_path / "smoke" / "tables" / "domain_match_claims.csv", index=False)
+    pd.DataFrame([{"claim": "C1", "comparison": "VQA-D: VisualBERT COCO > VisualBERT CC-small",
+                   "higher side": "54.40 ± 2.41 (6)", "other side": "51.80 ± 1.50 (6)", "difference": 2.6,
+                   "se": 1.16, "outcome": "holds"}]).to_csv(
+        tmp_path / "smoke" / "tables" / "domain_match_comparisons.csv", index=False)
     paths = build_report("smoke", tmp_path)
     md, page = paths["markdown"].read_text(), paths["html"].read_text()
     assert "## World tour: the embedded synthetic world" in md
@@ -109,6 +113,7 @@ def test_run_record_written(tmp_path):
     figures = [line[line.index("](") + 2:-1] for line in md.splitlines() if line.startswith("![")]
     assert figures and all((tmp_path / "smoke" / f).exists() for f in figures)
     assert "not run" in match_section and "supported (3 of 4)" in match_section
+    assert "Our evidence" in match_section and "54.40 ± 2.41 (6)" in match_section   # shown, not linked
     assert page.count("data:image/png;base64,") == len(figures) and "supported (3 of 4)" in page
     with pytest.raises(FileNotFoundError, match="no outputs for profile"):
         build_report("full", tmp_path)
@@ -123,6 +128,8 @@ def test_claim_verdicts():
     claims, detail = evaluate_claims(pd.DataFrame(rows), archs=("visual_bert",))
     c4 = claims.set_index("claim").loc["C4"]
     assert (c4["comparisons"], c4["holding"], c4["verdict"]) == (3, 3, "supported")
+    none_vs_coco = detail.set_index("comparison").loc["MM-IMDB: VisualBERT none > VisualBERT COCO"]
+    assert (none_vs_coco["higher side"], none_vs_coco["other side"]) == ("70.10 ± 0.10 (3)", "60.10 ± 0.10 (3)")
     assert claims.set_index("claim").loc["C3", "verdict"] == "not measured"
     one_seed = pd.DataFrame([r for r in rows if r["seed"] == 0])
     verdict = evaluate_claims(one_seed, archs=("visual_bert",))[0].set_index("claim").loc["C4", "verdict"]

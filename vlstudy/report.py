@@ -20,8 +20,11 @@ from .paths import atomic_write_text, outputs_root
 from .runner import notebook_paths
 
 CLAIM_COLUMNS = ["claim", "statement", "holding", "comparisons", "mean difference", "verdict"]
-# Tables too long for a page (every run, every comparison): linked, not shown.
-LINKED_ONLY = ("_runs", "_comparisons", "_examples", "_drift")
+# Tables too long for a page (every run, every weight matrix): linked, not shown.
+LINKED_ONLY = ("_runs", "_examples", "_drift")
+EVIDENCE_TITLE = "Our evidence, comparison by comparison"
+EVIDENCE_NOTE = ("each side's mean ± sd over seeds (number of seeds), their difference and its standard "
+                 "error; a comparison holds when the difference exceeds twice its standard error")
 
 
 def _title(notebook: Path) -> str:
@@ -41,9 +44,11 @@ def _sections(base: Path) -> list[dict]:
         record = json.loads(record_path.read_text()) if record_path.exists() else None
         tables = sorted((base / "tables").glob(f"{name}_*.csv"))
         claims = [t for t in tables if t.stem == f"{name}_claims"]
-        shown = [t for t in tables if t not in claims and not t.stem.endswith(LINKED_ONLY)]
+        evidence = [t for t in tables if t.stem == f"{name}_comparisons"]
+        shown = [t for t in tables if t not in claims + evidence and not t.stem.endswith(LINKED_ONLY)]
         out.append({"name": name, "title": _title(path), "record": record,
                     "claims": pd.read_csv(claims[0]) if claims else None,
+                    "evidence": pd.read_csv(evidence[0]).round(2) if evidence else None,
                     "tables": [(t, pd.read_csv(t)) for t in shown],
                     "linked": [t for t in tables if t.stem.endswith(LINKED_ONLY)],
                     "figures": sorted((base / "figures").glob(f"{name}*.png"))})
@@ -68,6 +73,8 @@ def to_markdown(profile: str, sections: list[dict], base: Path) -> str:
         if s["claims"] is not None:
             lines += ["**The paper's claims, and what our run says**", "",
                       _claims(s["claims"]).to_markdown(index=False), ""]
+        if s["evidence"] is not None:
+            lines += [f"**{EVIDENCE_TITLE}** ({EVIDENCE_NOTE})", "", s["evidence"].to_markdown(index=False), ""]
         for path, df in s["tables"]:
             lines += [f"**{path.stem}**", "", df.to_markdown(index=False), ""]
         lines += [f"![{f.stem}]({f.relative_to(base).as_posix()})" for f in s["figures"]]
@@ -92,6 +99,8 @@ def to_html(profile: str, sections: list[dict], base: Path) -> str:
         if s["claims"] is not None:
             parts += ["<h3>The paper's claims, and what our run says</h3>",
                       _claims(s["claims"]).to_html(index=False, border=0)]
+        if s["evidence"] is not None:
+            parts += [f"<h3>{EVIDENCE_TITLE}</h3><p>{esc(EVIDENCE_NOTE)}.</p>", s["evidence"].to_html(index=False, border=0)]
         for path, df in s["tables"]:
             parts += [f"<h3>{esc(path.stem)}</h3>", df.to_html(index=False, border=0)]
         for f in s["figures"]:

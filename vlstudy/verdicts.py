@@ -91,8 +91,9 @@ def compare(results: pd.DataFrame, c: Comparison) -> dict | None:
     if a.empty or b.empty:
         return None
     diff = a.mean() - b.mean()
+    sides = {"comparison": c.label(), "higher side": _mean_sd(a), "other side": _mean_sd(b)}
     if min(len(a), len(b)) < 2:         # no spread to judge a difference against
-        return {"comparison": c.label(), "difference": diff, "se": float("nan"), "outcome": "one seed"}
+        return {**sides, "difference": diff, "se": float("nan"), "outcome": "one seed"}
     se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
     if c.kind == "greater":
         outcome = "holds" if diff > 2 * se else "reversed" if diff < -2 * se else "within noise"
@@ -100,7 +101,13 @@ def compare(results: pd.DataFrame, c: Comparison) -> dict | None:
         outcome = "holds" if diff <= 2 * se else "fails"
     else:
         outcome = "holds" if abs(diff) <= max(2 * se, EQUAL_TOLERANCE) else "fails"
-    return {"comparison": c.label(), "difference": diff, "se": se, "outcome": outcome}
+    return {**sides, "difference": diff, "se": se, "outcome": outcome}
+
+
+def _mean_sd(values: pd.Series) -> str:
+    """"54.40 ± 2.41 (6)": mean ± sd over seeds, and how many."""
+    sd = values.std(ddof=1) if len(values) > 1 else float("nan")
+    return f"{values.mean():.2f} ± {sd:.2f} ({len(values)})"
 
 
 def _verdict(outcomes: list[str]) -> str:
