@@ -163,21 +163,19 @@ def test_ddp_two_processes_follow_the_single_process_run(tmp_path):
     assert abs(ddp[0] - single[0]) < 0.15 * moved
 
 
-def test_finetuning_updates_are_capped_in_epochs():
-    """Low-resource tasks stop at ``finetune_max_epochs``; larger ones keep ``finetune_steps``."""
+def test_finetuning_updates_per_task():
+    """One number for every task, or one per task; a task missing from the table is an error."""
     from vlstudy.study import Recipe, Study
-    from vlstudy.world import world_spec
-    study = Study(Recipe(world="small", batch_size=64, finetune_steps=200, finetune_max_epochs=10))
-    assert world_spec("small").split_sizes("vizwiz")[0] == 600
-    assert study.finetune_steps("vizwiz") == 94                 # ceil(10 * 600 / 64)
-    assert study.finetune_steps("vqa_d") == 200                  # 10 epochs of 3000 would be 469
+    study = Study(Recipe(finetune_steps={"vqa_d": 600, "mmimdb": 300}, finetune_batch_size=32))
     spec = study.finetuning("visual_bert", "mmimdb", "none")
-    assert (spec.steps, spec.eval_every) == (94, 18)
-    with pytest.raises(ValueError, match="unknown downstream task 'coco'"):
-        study.finetune_steps("coco")
+    assert (spec.steps, spec.eval_every, spec.batch_size) == (300, 60, 32)
+    assert study.finetune_steps("vqa_d") == 600 and study.pretraining("visual_bert", "coco").batch_size == 64
+    with pytest.raises(ValueError, match="no updates for task 'vizwiz'"):
+        study.finetuning("visual_bert", "vizwiz", "none")
+    assert Study(Recipe(finetune_steps=20)).finetune_steps("vizwiz") == 20
 
 
 def test_recipe_from_notebook_parameters_ignores_the_rest():
     from vlstudy.study import Recipe
-    recipe = Recipe.from_params({"finetune_steps": 7, "seeds": [0, 1], "profile": "smoke"})
-    assert recipe.finetune_steps == 7 and recipe == Recipe(finetune_steps=7)
+    recipe = Recipe.from_params({"finetune_steps": 7, "seeds": [0, 1], "profile": "smoke", "model": None})
+    assert recipe.finetune_steps == 7 and recipe == Recipe(finetune_steps=7)     # None: the default

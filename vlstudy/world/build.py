@@ -7,6 +7,7 @@ directory that looks finished) and reused after. Layout::
     stores/<source>/          region features of one image source (see data.features)
     datasets/<name>/          dataset.json + train.jsonl, val.jsonl, test.jsonl (data.records)
     corpus.txt                the text-only corpus of the stand-in "BERT" stage
+    vocabulary.txt            what the tokenizer learns from: the corpus and questions
 
 Image sources are shared the way the paper's are: COCO captions and VQA-P are written on
 the same COCO pool; VQA-D trains on questions about pool images and is validated and
@@ -35,7 +36,7 @@ from .visual import Camera, Scene, sample_scenes
 
 SPLITS = ("train", "val", "test")
 # Bump when the generator changes what a spec builds: built worlds are cached by digest.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 PRETRAINING = ("coco", "vqa_p", "cc_small", "cc_full")
 DOWNSTREAM = ("vqa_d", "vizwiz", "snli_ve", "mmimdb")
 
@@ -58,12 +59,6 @@ class WorldSpec:
     @property
     def pretraining_pairs(self) -> int:
         return 5 * self.coco_images
-
-    def split_sizes(self, task: str) -> tuple[int, int, int]:
-        """(train, val, test) records of a downstream task."""
-        if task not in DOWNSTREAM:
-            raise ValueError(f"unknown downstream task {task!r}; known: {DOWNSTREAM}")
-        return getattr(self, task)
 
     def digest(self) -> str:
         blob = json.dumps([GENERATOR_VERSION, dataclasses.asdict(self)], sort_keys=True).encode()
@@ -249,6 +244,12 @@ class _Builder:
                 lines.append(describe(scene, broad, trng))
         trng.shuffle(lines)
         (self.out / "corpus.txt").write_text("\n".join(lines) + "\n")
+        # The vocabulary covers questions too, as BERT's word pieces cover English: the
+        # tokenizer learns from the corpus plus questions the BERT stage never trains on.
+        questions = TEXT_DOMAINS["questions"]
+        extra = [describe(s, questions, trng) for s in sample_scenes(VISUAL_DOMAINS["coco"], rng,
+                                                                         max(1, len(lines) // 5))]
+        (self.out / "vocabulary.txt").write_text("\n".join(lines + extra) + "\n")
 
 
 def world_dir(spec: WorldSpec, root: Path) -> Path:
@@ -269,7 +270,7 @@ def build_world(spec: WorldSpec, root: Path, progress=None) -> Path:
                 progress(part)
             b.timed(part, getattr(b, part))
         from ..data.tokenizer import train_tokenizer
-        b.timed("tokenizer", lambda: train_tokenizer(tmp / "corpus.txt", tmp / "tokenizer"))
+        b.timed("tokenizer", lambda: train_tokenizer(tmp / "vocabulary.txt", tmp / "tokenizer"))
         (tmp / "build_timings.json").write_text(json.dumps(b.timings, indent=1))
         (tmp / "spec.json").write_text(json.dumps(dataclasses.asdict(spec), indent=1))
         try:

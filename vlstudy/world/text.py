@@ -313,7 +313,7 @@ def plot(scene: Scene, d: TextDomain, rng: random.Random, genre_strength: float 
     """A long synopsis: filler sentences, genre-marked sentences, and what the poster shows."""
     name = rng.choice(NAMES)
     sentences = []
-    for _ in range(rng.randint(4, 8)):
+    for _ in range(rng.randint(3, 5)):      # ~30 tokens: long next to a caption, cheap to train on
         if scene.genres and rng.random() < genre_strength:
             words = GENRE_WORDS[GENRES[rng.choice(scene.genres)]]
             sentences.append(f"{name} is caught in a {rng.choice(words)} of {rng.choice(words)}")
