@@ -187,3 +187,15 @@ def test_pretraining_loss_claims():
     verdicts = pretraining_loss_claims(losses, ["visual_bert"]).set_index("claim")["verdict"]
     assert verdicts["C24"] == "supported (one pretraining run per set)"
     assert verdicts["C25"] == "contradicted (one pretraining run per set)"      # 50 % is worse than 10 %
+
+
+def test_runner_shows_one_line_per_finished_run():
+    """The kernel's stderr arrives in arbitrary pieces; only the study's run lines pass."""
+    from vlstudy.runner import RUN_LOG_PREFIX, _RunLines
+    shown = []
+    lines = _RunLines(lambda msg, flush=False: shown.append(msg))
+    lines.write(f"UserWarning: something\n{RUN_LOG_PREFIX}1/2 finetune visual_bert vq")
+    lines.write(f"a_d seed 0: 35 s\n{RUN_LOG_PREFIX}2/2 pretrain")
+    assert shown == ["    1/2 finetune visual_bert vqa_d seed 0: 35 s"]
+    lines.write(" vilbert coco\n")
+    assert shown[-1] == "    2/2 pretrain vilbert coco"

@@ -96,7 +96,7 @@ def _execute(plan: dict, nbs: dict, profile: str, out_dir: Path, records: list, 
             pm.execute_notebook(str(nbs[name]), str(out_dir / f"{nbs[name].stem}.ipynb"),
                                 parameters=params, kernel_name="python3", language="python",
                                 cwd=str(nbs[name].parent), progress_bar=False,
-                                log_output=False, coalesce_streams=True)
+                                log_output=False, coalesce_streams=True, stderr_file=_RunLines(log))
             rec["status"] = "ok"
         except pm.PapermillExecutionError as e:
             rec.update(status="failed", cell=e.exec_count, error=f"{e.ename}: {e.evalue}")
@@ -105,6 +105,28 @@ def _execute(plan: dict, nbs: dict, profile: str, out_dir: Path, records: list, 
         log(f"[{k}/{len(plan)}] {name}: {rec['status']} in {rec['seconds']} s"
             + (f" (cell {rec['cell']}: {rec['error']})" if rec["status"] != "ok" else ""), flush=True)
         records.append(rec)
+
+
+# A notebook's Study logs one line per finished run starting with this; the runner shows
+# those lines as the study's progress.
+RUN_LOG_PREFIX = "[run] "
+
+
+class _RunLines:
+    """A kernel's stderr, as papermill streams it, reduced to the study's one line per
+    finished run: the progress of a long notebook, without the libraries' warnings."""
+
+    def __init__(self, log):
+        self.log, self.pending = log, ""
+
+    def write(self, text: str) -> None:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if line.startswith(RUN_LOG_PREFIX):
+                self.log("    " + line[len(RUN_LOG_PREFIX):], flush=True)
+
+    def flush(self) -> None:
+        pass
 
 
 def write_reference(executed: Path, dest: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .registry import Registry
+from .runner import RUN_LOG_PREFIX
 from .train import RunSpec
 
 NO_PRETRAINING = "none"     # direct training from the BERT stage (the paper's "-" rows)
@@ -117,8 +118,8 @@ class Study:
         return int(steps[task])
 
     # --- running ------------------------------------------------------------------------
-    def _log_run(self, spec: RunSpec, metrics: dict) -> None:
-        self.log(f"  {spec.stage:8s} {spec.arch:11s} {spec.dataset:8s} seed {spec.seed}"
+    def _log_run(self, spec: RunSpec, metrics: dict, count: str = "") -> None:
+        self.log(f"{RUN_LOG_PREFIX}{count}{spec.stage:8s} {spec.arch:11s} {spec.dataset:8s} seed {spec.seed}"
                  f"{' frozen' if spec.frozen_base else ''}: {metrics['wall_seconds']:.0f} s, "
                  + ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()
                              if k in ("mlm_loss", "region_loss", "test_score")))
@@ -147,11 +148,11 @@ class Study:
             with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                                      initargs=(self.recipe.threads_per_job,)) as pool:
                 futures = {pool.submit(_run_in_worker, str(self.registry.root), s): s for s in todo}
-                for f in as_completed(futures):
-                    self._log_run(futures[f], f.result())
+                for k, f in enumerate(as_completed(futures), 1):
+                    self._log_run(futures[f], f.result(), f"{k}/{len(todo)} ")
         else:
-            for s in todo:
-                self._log_run(s, self.registry.run(s))
+            for k, s in enumerate(todo, 1):
+                self._log_run(s, self.registry.run(s), f"{k}/{len(todo)} ")
         return [self.registry.run(s) for s in specs]     # all finished: read back
 
     def finetune_grid(self, archs, pretrained_on, tasks, seeds, frozen: bool = False) -> pd.DataFrame:

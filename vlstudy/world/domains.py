@@ -48,8 +48,8 @@ TEXT_DOMAINS: dict[str, TextDomain] = {d.name: d for d in (
                hypernym_prob=0.1, noise_prob=0.0, drop_prob=0.0, agreement=0.9),
     # the stand-in "BERT" corpus, text only: prose about every visual domain, as BERT's books
     # and Wikipedia are. No question-answer pairs: real BERT never saw VQA's, so the
-    # question domain is what VQA-P pretraining brings (with them in the corpus the BERT stage
-    # had already learnt VQA's answer priors, and VQA-P added nothing over direct training)
+    # question domain is what VQA-P pretraining brings (with them in the corpus, the BERT
+    # stage had already learnt VQA's answer priors before any pretraining)
     TextDomain("broad", (("caption", 1.0), ("alttext", 1.0), ("statement", 1.0), ("plot", 0.5)),
                attribute_prob=0.4, relation_prob=0.3, hypernym_prob=0.2, noise_prob=0.2,
                drop_prob=0.05, agreement=0.85),
