@@ -162,9 +162,8 @@ class Study:
         rows = []
         for (arch, source, task, seed), m in zip(keys, self.run_many(specs)):
             rows.append({"arch": arch, "pretrained_on": source, "task": task, "seed": seed, "frozen": frozen,
-                         **{k: v for k, v in m.items() if k.startswith(("val_", "test_"))}})
+                         **_scores(m)})
         return pd.DataFrame(rows)
-
 
     def after_pretraining(self, pretrainings: list[tuple[str, RunSpec]], task: str, seeds,
                           frozen: bool = False) -> pd.DataFrame:
@@ -181,9 +180,8 @@ class Study:
                          "fraction": pre.train_fraction, "pretrain_steps": pre.steps, "task": task,
                          "seed": seed, "frozen": frozen,
                          **{k: v for k, v in losses[pre.id].items() if k in ("mlm_loss", "region_loss")},
-                         **{k: v for k, v in m.items() if k.startswith(("val_", "test_"))}})
+                         **_scores(m)})
         return pd.DataFrame(rows)
-
 
     def drift(self, archs, pretrained_on, task: str, seeds) -> pd.DataFrame:
         """L1 and angular distances of the attention weights from where whole finetuning on
@@ -195,6 +193,11 @@ class Study:
         frames = [finetuning_drift(spec, self.registry).assign(arch=a, pretrained_on=p, task=task, seed=s)
                   for (a, p, s), spec in zip(keys, specs)]
         return pd.concat(frames, ignore_index=True)
+
+
+def _scores(metrics: dict) -> dict:
+    """A finished finetuning run's validation and test metrics (what a results row keeps)."""
+    return {k: v for k, v in metrics.items() if k.startswith(("val_", "test_"))}
 
 
 def _init_worker(threads: int) -> None:

@@ -26,6 +26,7 @@ PAPER_COLUMNS = {("vqa_d", "test_score"): "vqa_d_acc", ("vizwiz", "test_score"):
                  ("snli_ve", "test_score"): "snli_ve_acc", ("mmimdb", "test_score"): "mmimdb_micro_f1",
                  ("mmimdb", "test_macro_f1"): "mmimdb_macro_f1"}
 EQUAL_TOLERANCE = 1.0   # points
+PRETRAINED = ("coco", "vqa_p", "cc_small")   # the paper's Table 1 pretraining sets
 
 
 def source_name(key: str) -> str:
@@ -131,7 +132,7 @@ def _table1_claims(archs) -> dict[str, list[Comparison]]:
                for s in ("coco", "vqa_p")],
         "C2": [Comparison(m, t, "coco", "vqa_p", "equal") for m in archs for t in ("vqa_d", "vizwiz")],
         "C3": [Comparison(m, "snli_ve", "coco", s) for m in archs for s in ("vqa_p", "cc_small")],
-        "C4": [Comparison(m, "mmimdb", "none", s) for m in archs for s in ("coco", "vqa_p", "cc_small")],
+        "C4": [Comparison(m, "mmimdb", "none", s) for m in archs for s in PRETRAINED],
         "C8": [Comparison(m, "vizwiz", "vqa_p", "none") for m in archs],
         "C11": [Comparison("vilbert", "snli_ve", "none", "cc_small")] if "vilbert" in archs else [],
     }
@@ -143,14 +144,11 @@ def _size_claims(archs, fractions=(0.25, 0.5, 1.0), task="vqa_d") -> dict[str, l
     lo, hi = min(fractions), max(fractions)
     return {
         "C5": [Comparison(m, task, f"{d}@{hi:g}", f"{d}@{lo:g}") for m in archs
-               for d in ("coco", "vqa_p", "cc_small")],
+               for d in PRETRAINED],
         "C6": [Comparison(m, task, f"{d}@{f:g}", f"cc_small@{f:g}") for m in archs for f in fractions
                for d in ("coco", "vqa_p")],
         "C7": [Comparison(m, task, f"{d}@{hi:g}", "cc_full@1") for m in archs for d in ("coco", "vqa_p")],
     }
-
-
-PRETRAINED = ("coco", "vqa_p", "cc_small")
 
 
 def _frozen_claims(archs) -> dict[str, list[Comparison]]:
@@ -176,7 +174,7 @@ def _distance_claims(archs, task="vqa_d") -> dict[str, list[Comparison]]:
     }
 
 
-def _model_claims(archs, sources=("none", "coco", "vqa_p", "cc_small"),
+def _model_claims(archs, sources=("none",) + PRETRAINED,
                   variants=("", "|frozen")) -> dict[str, list[Comparison]]:
     """C21: VisualBERT against ViLBERT in every cell; by default over whole and frozen-base
     results (frozen rows' sources carry "|frozen"), Table 1's over whole results only."""
