@@ -59,6 +59,34 @@ def test_frozen_base_is_bit_identical(chain):
     assert not all(torch.equal(whole[k], before[k]) for k in base_keys)     # whole finetuning moved it
 
 
+def test_frozen_head_trained_on_cached_base_outputs_scores_the_same_end_to_end(chain):
+    """The frozen run trains its head on base outputs computed once (``cache_base_outputs``).
+    Those outputs are the whole model's, example by example, and the saved weights, run end
+    to end on raw batches, give the test score the run reported."""
+    from vlstudy.data.batching import VLCollator
+    from vlstudy.train import HeadOnly, build_model, cache_base_outputs, datasets_for, task_score
+    from vlstudy.world import open_world
+    reg, specs, metrics, _ = chain
+    spec, root = specs["frozen"], open_world("smoke")
+    model = build_model(spec, root, reg.folder(spec.parent))
+    start = {k: v.clone() for k, v in model.classifier.state_dict().items()}
+    saved = load_file(str(reg.folder(spec) / "model.safetensors"))
+    model.load_state_dict(saved)
+    assert any(not torch.equal(start[k], saved[f"classifier.{k}"]) for k in start)   # the head learned
+    test = datasets_for(spec, root)["test"]
+    collate = VLCollator(test, root.tokenizer.mask_token_id, len(root.tokenizer), 0.0, 0.0)
+    cached, _ = cache_base_outputs(model, {"test": test}, {"test": collate}, batch_size=7)
+    model.eval()
+    with torch.no_grad():
+        batch = collate(list(range(len(test))))
+        logits = model(**batch)["logits"]
+        from_cache = HeadOnly(model)(cached["test"].pooled)["logits"]
+    torch.testing.assert_close(from_cache, logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(cached["test"].targets, batch["targets"])
+    score = task_score(root.info(spec.dataset).task, logits.numpy(), batch["targets"].numpy())["score"]
+    assert score == pytest.approx(metrics["frozen"]["test_score"], abs=1e-4)
+
+
 def test_finetuning_drift_starts_from_the_parent(chain):
     """The rebuilt start of a finetuning run is its parent's weights: a frozen base has not
     moved at all, and whole finetuning measures the same as comparing with the parent file."""
@@ -179,3 +207,23 @@ def test_recipe_from_notebook_parameters_ignores_the_rest():
     from vlstudy.study import Recipe
     recipe = Recipe.from_params({"finetune_steps": 7, "seeds": [0, 1], "profile": "smoke", "model": None})
     assert recipe.finetune_steps == 7 and recipe == Recipe(finetune_steps=7)     # None: the default
+
+
+def test_runs_side_by_side_start_when_their_parent_has_finished(tmp_path):
+    """``run_many`` with two worker processes: every run and its ancestors are trained once,
+    and no run starts before its parent has finished."""
+    from vlstudy.study import Recipe, Study
+    recipe = Recipe(world="smoke", model="tiny", batch_size=16, finetune_batch_size=16, bert_steps=10,
+                    pretrain_steps=10, finetune_steps=10, evals_per_run=2, max_text_len=24, jobs=2,
+                    threads_per_job=1)
+    lines = []
+    study = Study(recipe, Registry(tmp_path), log=lines.append)
+    grid = study.finetune_grid(["visual_bert"], ["none", "coco", "vqa_p"], ["vqa_d"], [0])
+    assert len(grid) == 3 and grid["test_score"].between(0, 100).all()
+    assert len(lines) == 6 and lines[-1].startswith("[run] 6/6 ")       # BERT, 2 pretrainings, 3 finetunings
+    table = study.registry.table()
+    assert len(table) == 6 and set(table["status"]) == {"finished"}
+    for spec_path in tmp_path.glob("*/spec.json"):
+        parent = json.loads(spec_path.read_text())["parent"]
+        if parent:
+            assert spec_path.stat().st_mtime >= (tmp_path / parent / "metrics.json").stat().st_mtime

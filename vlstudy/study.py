@@ -17,7 +17,7 @@ import pandas as pd
 
 from .registry import Registry
 from .runner import RUN_LOG_PREFIX
-from .train import RunSpec
+from .train import STAGES, RunSpec
 
 NO_PRETRAINING = "none"     # direct training from the BERT stage (the paper's "-" rows)
 RANDOM_INIT = "random"      # no BERT either (Supp. C.1)
@@ -135,25 +135,56 @@ class Study:
         return metrics
 
     def run_many(self, specs: list[RunSpec]) -> list[dict]:
-        """Metrics of many runs: their parents first, then the runs themselves, ``jobs`` at a
-        time in worker processes (each its own Trainer and torch threads)."""
+        """Metrics of many runs, training them and whatever they start from.
+
+        A run starts as soon as its parent has finished (no barrier between the pretraining
+        and finetuning levels), ``jobs`` at a time in worker processes, each its own Trainer
+        and torch threads; earlier stages go first since later ones wait on them. A run that
+        is alone on the machine gets every job's threads.
+        """
         specs = list(dict.fromkeys(specs))
-        parents = [self._specs[p] for p in dict.fromkeys(s.parent for s in specs if s.parent)]
-        if parents:
-            self.run_many(parents)
-        todo = [s for s in specs if self.registry.status(s) != "finished"]
+        todo = self._unfinished_with_parents(specs)
         jobs = min(self.recipe.jobs, len(todo))
         if jobs > 1:
-            ctx = get_context("spawn")      # forking a process that has run torch is not safe
-            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(self.recipe.threads_per_job,)) as pool:
-                futures = {pool.submit(_run_in_worker, str(self.registry.root), s): s for s in todo}
-                for k, f in enumerate(as_completed(futures), 1):
-                    self._log_run(futures[f], f.result(), f"{k}/{len(todo)} ")
+            self._schedule(todo, jobs)
         else:
             for k, s in enumerate(todo, 1):
                 self._log_run(s, self.registry.run(s), f"{k}/{len(todo)} ")
         return [self.registry.run(s) for s in specs]     # all finished: read back
+
+    def _unfinished_with_parents(self, specs: list[RunSpec]) -> list[RunSpec]:
+        """The unfinished runs among ``specs`` and their ancestors, earlier stages first."""
+        found: dict[str, RunSpec] = {}
+
+        def visit(spec: RunSpec) -> None:
+            if spec.id in found or self.registry.status(spec) == "finished":
+                return
+            if spec.parent is not None:
+                visit(self._specs[spec.parent])
+            found[spec.id] = spec
+        for s in specs:
+            visit(s)
+        return sorted(found.values(), key=lambda s: STAGES.index(s.stage))    # stable: keeps order
+
+    def _schedule(self, todo: list[RunSpec], jobs: int) -> None:
+        pending, waiting_on = list(todo), {s.id for s in todo}
+        threads = self.recipe.threads_per_job
+        ctx = get_context("spawn")      # forking a process that has run torch is not safe
+        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            running: dict = {}
+            for k in range(1, len(todo) + 1):
+                ready = [s for s in pending if s.parent not in waiting_on]
+                for spec in ready[:jobs - len(running)]:
+                    alone = not running and len(ready) == 1
+                    pending.remove(spec)
+                    running[pool.submit(_run_in_worker, str(self.registry.root), spec,
+                                        threads * jobs if alone else threads)] = spec
+                if not running:
+                    raise RuntimeError(f"runs wait on parents that are not scheduled: {pending}")
+                done = next(as_completed(running))
+                spec = running.pop(done)
+                self._log_run(spec, done.result(), f"{k}/{len(todo)} ")
+                waiting_on.discard(spec.id)
 
     def finetune_grid(self, archs, pretrained_on, tasks, seeds, frozen: bool = False) -> pd.DataFrame:
         """One row per (arch, pretraining set, task, seed): val and test metrics."""
@@ -200,11 +231,8 @@ def _scores(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k.startswith(("val_", "test_"))}
 
 
-def _init_worker(threads: int) -> None:
+def _run_in_worker(root: str, spec: RunSpec, threads: int) -> dict:
     import torch
     if threads:
         torch.set_num_threads(threads)
-
-
-def _run_in_worker(root: str, spec: RunSpec) -> dict:
     return Registry(Path(root)).run(spec)

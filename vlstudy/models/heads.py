@@ -118,13 +118,21 @@ class ForClassification(nn.Module):
 
     def forward(self, input_ids, attention_mask, token_type_ids, features, boxes, region_mask,
                 targets=None, **_) -> dict:
+        pooled = self.pool(input_ids, attention_mask, token_type_ids, features, boxes, region_mask)
+        return task_output(self.classifier(pooled), self.task, targets)
+
+    def pool(self, input_ids, attention_mask, token_type_ids, features, boxes, region_mask) -> torch.Tensor:
+        """What the classifier reads, (B, width): the only thing a frozen base contributes."""
         enc = self.base(input_ids, attention_mask, token_type_ids, features, boxes, region_mask)
         if self.pooling == "vqa":       # the token before the last [SEP]: (B, hidden)
             last = attention_mask.sum(1) - 2
-            pooled = enc.text[torch.arange(len(last), device=last.device), last]
-        else:
-            pooled = enc.pooled
-        out = {"logits": self.classifier(pooled)}
-        if targets is not None:
-            out["loss"] = objectives.TASK_LOSSES[self.task](out["logits"], targets)
-        return out
+            return enc.text[torch.arange(len(last), device=last.device), last]
+        return enc.pooled
+
+
+def task_output(logits: torch.Tensor, task: str, targets: torch.Tensor | None = None) -> dict:
+    """The logits, and the task's loss when targets are given (what the Trainer reads)."""
+    out = {"logits": logits}
+    if targets is not None:
+        out["loss"] = objectives.TASK_LOSSES[task](logits, targets)
+    return out
