@@ -226,3 +226,120 @@ def test_models_command_counts_base(capsys):
     out = capsys.readouterr().out
     pct = [float(line.split("; ")[1].split(" %")[0]) for line in out.splitlines() if "paper:" in line]
     assert len(pct) == 2 and all(abs(p) < 5 for p in pct), out
+
+
+# --- MMF checkpoints (the paper's released weights) -----------------------------------------
+def _mmf_state(arch, cfg, classifier_labels=None):
+    """An MMF-layout state dict written from the key list and shapes of MMF's modules
+    (``../shared/notes/mmf.md``), independently of our key map."""
+    g = torch.Generator().manual_seed(0)
+    H, V, P, F_, I = cfg.hidden, cfg.vocab_size, cfg.max_positions, cfg.feature_dim, cfg.inner
+    Vh, Vi, Bi, C = cfg.v_hidden, cfg.v_inner, cfg.bi_hidden, cfg.num_detector_classes
+    shapes = {}
+
+    def lin(name, out, inp):
+        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (out, inp), (out,)
+
+    def norm(name, n):
+        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (n,), (n,)
+
+    def layer(prefix, h, inner):
+        for m in ("query", "key", "value"):
+            lin(f"{prefix}.attention.self.{m}", h, h)
+        lin(f"{prefix}.attention.output.dense", h, h); norm(f"{prefix}.attention.output.LayerNorm", h)  # noqa: E702
+        lin(f"{prefix}.intermediate.dense", inner, h); lin(f"{prefix}.output.dense", h, inner)  # noqa: E702
+        norm(f"{prefix}.output.LayerNorm", h)
+
+    b = "model.bert"
+    shapes.update({f"{b}.embeddings.word_embeddings.weight": (V, H), f"{b}.embeddings.position_embeddings.weight": (P, H),
+                   f"{b}.embeddings.token_type_embeddings.weight": (2, H)})
+    norm(f"{b}.embeddings.LayerNorm", H)
+    for i in range(cfg.layers):
+        layer(f"{b}.encoder.layer.{i}", H, I)
+    shapes["model.cls.predictions.bias"] = (V,)
+    lin("model.cls.predictions.transform.dense", H, H); norm("model.cls.predictions.transform.LayerNorm", H)  # noqa: E702
+    shapes["model.cls.predictions.decoder.weight"] = (V, H)
+    if arch == "visual_bert":
+        shapes[f"{b}.embeddings.token_type_embeddings_visual.weight"] = (2, H)
+        shapes[f"{b}.embeddings.position_embeddings_visual.weight"] = (P, H)
+        lin(f"{b}.embeddings.projection", H, F_); lin(f"{b}.pooler.dense", H, H)  # noqa: E702
+        lin("model.cls.seq_relationship", 2, H)
+        pooled = H
+    else:
+        lin(f"{b}.v_embeddings.image_embeddings", Vh, F_); lin(f"{b}.v_embeddings.image_location_embeddings", Vh, 5)  # noqa: E702
+        norm(f"{b}.v_embeddings.LayerNorm", Vh)
+        for i in range(cfg.v_layers):
+            layer(f"{b}.encoder.v_layer.{i}", Vh, Vi)
+        for k in range(len(cfg.v_biattention_id)):
+            c = f"{b}.encoder.c_layer.{k}"
+            for m in ("query1", "key1", "value1"):
+                lin(f"{c}.biattention.{m}", Bi, Vh)
+            for m in ("query2", "key2", "value2"):
+                lin(f"{c}.biattention.{m}", Bi, H)
+            lin(f"{c}.biOutput.dense1", Vh, Bi); norm(f"{c}.biOutput.LayerNorm1", Vh); lin(f"{c}.biOutput.q_dense1", Vh, Bi)  # noqa: E702
+            lin(f"{c}.biOutput.dense2", H, Bi); norm(f"{c}.biOutput.LayerNorm2", H); lin(f"{c}.biOutput.q_dense2", H, Bi)  # noqa: E702
+            lin(f"{c}.v_intermediate.dense", Vi, Vh); lin(f"{c}.v_output.dense", Vh, Vi); norm(f"{c}.v_output.LayerNorm", Vh)  # noqa: E702
+            lin(f"{c}.t_intermediate.dense", I, H); lin(f"{c}.t_output.dense", H, I); norm(f"{c}.t_output.LayerNorm", H)  # noqa: E702
+        lin(f"{b}.t_pooler.dense", Bi, H); lin(f"{b}.v_pooler.dense", Bi, Vh)  # noqa: E702
+        lin("model.cls.bi_seq_relationship", 2, Bi)
+        lin("model.cls.imagePredictions.transform.dense", Vh, Vh)
+        norm("model.cls.imagePredictions.transform.LayerNorm", Vh)
+        lin("model.cls.imagePredictions.decoder", C, Vh)
+        pooled = Bi
+    if classifier_labels:
+        lin("model.classifier.0.dense", pooled, pooled); norm("model.classifier.0.LayerNorm", pooled)  # noqa: E702
+        lin("model.classifier.1", classifier_labels, pooled)
+    return {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+
+
+@pytest.mark.parametrize("arch", ["visual_bert", "vilbert"])
+def test_mmf_checkpoint_loads_with_every_prefix_style(arch, tmp_path):
+    from vlstudy.models import ForClassification, build_base, build_pretraining, model_config
+    from vlstudy.models.mmf_checkpoint import load_mmf_checkpoint
+    cfg = model_config("tiny")
+    state = _mmf_state(arch, cfg)
+    variants = {"zoo": state, "ddp": {f"module.{k}": v for k, v in state.items()},
+                "old": {k.replace("model.bert.", "bert.bert.").replace("model.cls.", "bert.cls."): v
+                        for k, v in state.items()}}
+    for name, variant in variants.items():
+        torch.save({"model": variant, "best_update": 11000}, tmp_path / f"{name}.ckpt")
+        model = build_pretraining(arch, cfg)
+        report = load_mmf_checkpoint(model, tmp_path / f"{name}.ckpt")
+        assert report.new == [], (name, report.new)          # every weight of ours came from MMF
+        assert set(report.unused) <= {"cls.predictions.decoder.weight", "cls.seq_relationship.weight",
+                                      "cls.seq_relationship.bias", "cls.bi_seq_relationship.weight",
+                                      "cls.bi_seq_relationship.bias"} | {k for k in report.unused if "q_dense" in k}
+    sd = model.state_dict()
+    torch.testing.assert_close(sd["base.embeddings.word_embeddings.weight"],
+                               state["model.bert.embeddings.word_embeddings.weight"])
+    if arch == "vilbert":       # text queries are MMF's query2, visual keys its key1; background moves last
+        c = "model.bert.encoder.c_layer.0"
+        torch.testing.assert_close(sd["base.c_layers.0.text_attention.self.query.weight"], state[f"{c}.biattention.query2.weight"])
+        torch.testing.assert_close(sd["base.c_layers.0.text_attention.self.key.weight"], state[f"{c}.biattention.key1.weight"])
+        torch.testing.assert_close(sd["base.c_layers.0.visual_attention.output.dense.weight"], state[f"{c}.biOutput.dense1.weight"])
+        decoder = state["model.cls.imagePredictions.decoder.weight"]
+        torch.testing.assert_close(sd["region.decoder.weight"], torch.cat([decoder[1:], decoder[:1]]))
+    # a finetuning model from a pretraining checkpoint: the base loads, the classifier stays new
+    clf = ForClassification(build_base(arch, cfg), 5, "vqa")
+    report = load_mmf_checkpoint(clf, tmp_path / "zoo.ckpt")
+    assert report.new and all(k.startswith("classifier.") for k in report.new)
+    finetuned = _mmf_state(arch, cfg, classifier_labels=5)
+    assert load_mmf_checkpoint(clf, finetuned).new == []
+    torch.testing.assert_close(clf.state_dict()["classifier.2.weight"], finetuned["model.classifier.1.weight"])
+
+
+def test_mmf_checkpoint_errors_name_the_weight():
+    from vlstudy.models import build_pretraining, model_config
+    from vlstudy.models.mmf_checkpoint import load_mmf_checkpoint
+    cfg = model_config("tiny")
+    state = _mmf_state("visual_bert", cfg)
+    model = build_pretraining("visual_bert", cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    broken = dict(state)
+    broken["model.bert.pooler.dense.weight"] = torch.zeros(3, 3)
+    with pytest.raises(ValueError, match=r"model\.bert\.pooler\.dense\.weight has shape \(3, 3\)"):
+        load_mmf_checkpoint(model, broken)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())     # nothing half-loaded
+    del broken["model.bert.pooler.dense.weight"]
+    with pytest.raises(ValueError, match=r"lacks 1 weight\(s\) of the base, first: model\.bert\.pooler\.dense\.weight"):
+        load_mmf_checkpoint(model, broken)

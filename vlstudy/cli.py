@@ -1,4 +1,4 @@
-"""The ``vlstudy`` command: study, report, world, eval, train, runs, models, bench."""
+"""The ``vlstudy`` command: study, report, world, prepare, eval, train, runs, models, bench."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,36 @@ def _world_build(args) -> int:
               " ".join(f"{s}={n}" for s, n in info.sizes.items()))
     print("build seconds: " + ", ".join(f"{k} {v}" for k, v in timings.items())
           + f" (total {sum(timings.values()):.1f})")
+    return 0
+
+
+def _world_export(args) -> int:
+    from .real.export import export_world
+    from .world import open_world
+    manifest = export_world(open_world(args.preset), args.out)
+    print(f"exported {', '.join(manifest)} of world {args.preset} to {args.out} "
+          f"(read back with: vlstudy prepare --manifest {args.out}/manifest.json --out DIR)")
+    return 0
+
+
+def _prepare(args) -> int:
+    from .real.export import prepare_exported
+    from .real.prepare import prepare
+    try:
+        if args.manifest:
+            from pathlib import Path
+            prepare_exported(Path(args.manifest).parent, args.out)
+            return 0
+        if not (args.kind and args.name and args.features):
+            raise ValueError("give --kind, --name and --features (or --manifest)")
+        splits = {s: paths for s, paths in (("train", args.train), ("val", args.val), ("test", args.test)) if paths}
+        if not splits:
+            raise ValueError("give the files of at least one split (--train, --val, --test)")
+        prepare(args.kind, splits, args.features, args.out, args.name, store=args.store,
+                max_regions=args.max_regions, num_classes=args.num_classes)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f"vlstudy prepare: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -128,6 +158,29 @@ def build_parser() -> argparse.ArgumentParser:
     wb.add_argument("--preset", default="small")
     wb.add_argument("--root", default=None, help="where worlds live (default outputs/data)")
     wb.set_defaults(fn=_world_build)
+
+    wx = wsub.add_parser("export", help="write a world's datasets in the official formats (+ manifest.json)")
+    wx.add_argument("--preset", default="smoke")
+    wx.add_argument("--out", required=True)
+    wx.set_defaults(fn=_world_export)
+
+    from .real.prepare import KINDS
+    pr = sub.add_parser("prepare", help="official annotation files + region features → a data root",
+                        epilog="split files per kind: " + "; ".join(f"{k}: {v.files}" for k, v in KINDS.items()))
+    pr.add_argument("--kind", choices=sorted(KINDS))
+    pr.add_argument("--name", help="the dataset's name in the data root (e.g. vqa_d)")
+    pr.add_argument("--train", nargs="+", metavar="FILE")
+    pr.add_argument("--val", nargs="+", metavar="FILE", help="validation (the release's val or dev)")
+    pr.add_argument("--test", nargs="+", metavar="FILE")
+    pr.add_argument("--features", nargs="+", metavar="PATH",
+                    help="bottom-up TSV (*.tsv), MMF LMDB (*.lmdb) or a folder of MMF .npy + _info.npy")
+    pr.add_argument("--store", help="feature store name (default: --name); shared by datasets of one image set")
+    pr.add_argument("--max-regions", type=int, default=100)
+    pr.add_argument("--num-classes", type=int, default=1600,
+                    help="detector classes without background (cls_prob may have this many columns or one more)")
+    pr.add_argument("--manifest", help="prepare everything a `world export` wrote")
+    pr.add_argument("--out", required=True, help="the data root to write into")
+    pr.set_defaults(fn=_prepare)
 
     e = sub.add_parser("eval", help="score results files in the official formats")
     esub = e.add_subparsers(dest="eval_command", required=True)

@@ -74,9 +74,10 @@ class LoadReport:
     loaded: list[str] = field(default_factory=list)    # our names set from the checkpoint
     new: list[str] = field(default_factory=list)       # our names left at their initialisation
     unused: list[str] = field(default_factory=list)    # checkpoint names nothing took
+    source: str = "BERT"
 
     def __str__(self) -> str:
-        return (f"{len(self.loaded)} tensors loaded from BERT, {len(self.new)} new, "
+        return (f"{len(self.loaded)} tensors loaded from {self.source}, {len(self.new)} new, "
                 f"{len(self.unused)} checkpoint tensors unused")
 
 

@@ -1,0 +1,246 @@
+"""The real-data path: official-format readers, feature files, prepare, and the round trip
+of the synthetic world through the official formats. Every file here is written by the
+test in the exact official layout."""
+import base64
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from vlstudy.data.root import DataRoot
+from vlstudy.real import annotations as ann
+from vlstudy.real.export import export_world, prepare_exported
+from vlstudy.real.prepare import prepare
+from vlstudy.real.regions import ImageRegions, read_bottom_up_tsv, to_store_rows
+
+SPLITS = ("train", "val", "test")
+
+
+@pytest.fixture(scope="module")
+def round_trip(smoke_world, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    manifest = export_world(smoke_world, folder / "official")
+    out = folder / "prepared"
+    lines = []
+    summaries = prepare_exported(folder / "official", out, log=lines.append)
+    return smoke_world, folder / "official", DataRoot(out, tokenizer_dir=smoke_world.tokenizer_dir), \
+        manifest, summaries, lines
+
+
+def test_export_writes_the_official_layouts(round_trip):
+    _, official, _, manifest, _, _ = round_trip
+    assert set(manifest) == {"coco", "vqa_d", "cc_full", "vizwiz", "snli_ve", "mmimdb"}
+    q = json.loads((official / "vqa" / "questions_train.json").read_text())["questions"][0]
+    assert set(q) == {"image_id", "question", "question_id"}
+    a = json.loads((official / "vqa" / "annotations_train.json").read_text())["annotations"][0]
+    assert [x["answer_id"] for x in a["answers"]] == list(range(1, 11))
+    assert (official / "cc_features.tsv").read_bytes().split(b"\n")[0].endswith(b"\r")   # csv's \r\n
+    first = (official / "cc" / "train.tsv").read_text().split("\n")[0].split("\t")
+    assert len(first) == 2 and first[1].startswith("https://")
+    snli = [json.loads(line) for line in (official / "snli_ve" / "snli_ve_train.jsonl").read_text().splitlines()]
+    assert snli[0]["Flikr30kID"].endswith(".jpg") and list(snli[0]) == sorted(snli[0])
+    assert "Flickr30K_ID" in json.loads((official / "snli_ve" / "snli_ve_val.jsonl").read_text().split("\n")[0])
+    assert set(json.loads((official / "mmimdb" / "split.json").read_text())) == {"train", "dev", "test"}
+    assert isinstance(json.loads((official / "vizwiz" / "val.json").read_text()), list)
+    assert list((official / "vizwiz_features").glob("*_info.npy"))
+
+
+def test_round_trip_gives_back_the_worlds_records_and_features(round_trip):
+    world, _, prepared, manifest, summaries, lines = round_trip
+    assert len(lines) == len(manifest) and all(line.startswith("prepared ") for line in lines)
+    for name in manifest:
+        assert prepared.info(name).task == world.info(name).task
+        for split in SPLITS:
+            theirs, ours = world.records(name, split), prepared.records(name, split)
+            content = lambda recs: [(r.text, r.answers, r.answer_type, r.label, r.labels) for r in recs]  # noqa: E731
+            assert content(ours) == content(theirs), (name, split)
+            w_store, p_store = world.store(world.info(name).store), prepared.store(prepared.info(name).store)
+            w = w_store.gather(w_store.index_of([r.image_id for r in theirs]))
+            p = p_store.gather(p_store.index_of([r.image_id for r in ours]))
+            np.testing.assert_array_equal(p["num_regions"], w["num_regions"])
+            np.testing.assert_array_equal(p["features"], w["features"])
+            valid = np.arange(w["features"].shape[1]) < w["num_regions"][:, None]     # padding is no data
+            if manifest[name]["features"][0].endswith(".tsv"):    # bottom-up TSVs carry no cls_prob
+                assert not p["cls_prob"].any() and summaries[name]["cls_prob"] is False
+            else:
+                np.testing.assert_array_equal(p["cls_prob"][valid], w["cls_prob"][valid])
+            np.testing.assert_allclose(p["boxes"], w["boxes"], atol=1e-6)
+    assert summaries["vqa_d"]["images"] > 0       # extended the store COCO captions had started
+
+
+def test_prepared_data_feeds_the_loader(round_trip):
+    from vlstudy.data.batching import VLCollator
+    _, _, prepared, _, _, _ = round_trip
+    ds = prepared.split("vqa_d", "train")
+    batch = VLCollator(ds, prepared.tokenizer.mask_token_id, len(prepared.tokenizer), 0.0, 0.0)([0, 1, 2])
+    assert batch["features"].shape[0] == 3 and batch["targets"].sum() > 0
+
+
+# --- annotation readers on broken files ---------------------------------------------------
+def _write(path, obj):
+    path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return path
+
+
+def _vqa_files(tmp_path, answers=10):
+    q = _write(tmp_path / "q.json", {"questions": [{"image_id": 9, "question": "What?", "question_id": 9000}]})
+    a = _write(tmp_path / "a.json", {"annotations": [{"question_id": 9000, "image_id": 9, "answer_type": "other",
+                                                      "answers": [{"answer": "x", "answer_id": k + 1}
+                                                                  for k in range(answers)]}]})
+    return q, a
+
+
+def test_vqa_reader_and_its_errors(tmp_path):
+    q, a = _vqa_files(tmp_path)
+    rec, = ann.read_vqa2(q, a)
+    assert (rec.id, rec.image_id, rec.answers, rec.answer_type) == ("9000", "9", ("x",) * 10, "other")
+    assert ann.read_vqa2(q)[0].answers == ()                                      # test split
+    (tmp_path / "x").mkdir()
+    _, bad = _vqa_files(tmp_path / "x", answers=9)
+    with pytest.raises(ValueError, match=r"a\.json: annotations\[0\] \(question 9000\): expected 10 answers, got 9"):
+        ann.read_vqa2(q, bad)
+    _write(q, '{"questions": [')
+    with pytest.raises(ValueError, match=r"q\.json: malformed JSON at line 1"):
+        ann.read_vqa2(q, a)
+    _write(q, {"questions": [{"image_id": 9, "question_id": 1}]})
+    with pytest.raises(ValueError, match=r"questions\[0\]: missing field 'question'"):
+        ann.read_vqa2(q)
+    _write(q, {"questions": [{"image_id": 9, "question": "?", "question_id": 1}]})
+    with pytest.raises(ValueError, match="question 1 has no entry in"):
+        ann.read_vqa2(q, a)
+
+
+def test_coco_and_karpathy_readers(tmp_path):
+    coco = _write(tmp_path / "captions_val2014.json", {
+        "images": [{"id": 391895, "file_name": "COCO_val2014_000000391895.jpg", "width": 640, "height": 360}],
+        "annotations": [{"image_id": 391895, "id": 48, "caption": "A very clean bathroom "}]})
+    rec, = ann.read_coco_captions(coco)
+    assert (rec.id, rec.image_id, rec.text) == ("48", "391895", "A very clean bathroom")
+    _write(coco, {"images": [], "annotations": [{"image_id": 1, "id": 2, "caption": "x"}]})
+    with pytest.raises(ValueError, match=r"annotations\[0\]: image_id 1 is not in the file's images"):
+        ann.read_coco_captions(coco)
+    karpathy = _write(tmp_path / "dataset_coco.json", {"dataset": "coco", "images": [
+        {"split": s, "cocoid": i, "filename": f"COCO_val2014_{i:012d}.jpg", "imgid": i,
+         "sentences": [{"raw": f"caption {i}. ", "sentid": 10 * i, "imgid": i, "tokens": []}]}
+        for i, s in enumerate(["train", "restval", "val", "test"])]})
+    assert [r.image_id for r in ann.read_karpathy(karpathy, "train")] == ["0", "1"]     # restval joins train
+    assert [r.text for r in ann.read_karpathy(karpathy, "test")] == ["caption 3."]
+
+
+def test_cc_vizwiz_snli_mmimdb_errors(tmp_path):
+    cc = _write(tmp_path / "cc.tsv", "a bus station\thttp://x/1.jpg\nno url here\n")
+    with pytest.raises(ValueError, match=r"cc\.tsv:2: expected 'caption<TAB>url', got 1 column"):
+        ann.read_conceptual_captions(cc)
+    viz = _write(tmp_path / "val.json", {"image": "VizWiz_val_00000000.jpg"})
+    with pytest.raises(ValueError, match="expected a JSON list"):
+        ann.read_vizwiz(viz)
+    _write(viz, [{"image": "VizWiz_val_00000000.jpg", "question": "What is it?",
+                  "answers": [{"answer": "soup", "answer_confidence": "yes"}] * 10, "answer_type": "other"}])
+    assert ann.read_vizwiz(viz)[0].image_id == "VizWiz_val_00000000"
+    snli = _write(tmp_path / "snli_ve_dev.jsonl", json.dumps(
+        {"Flickr30K_ID": "3416050480", "gold_label": "maybe", "pairID": "p", "sentence2": "s"}) + "\n")
+    with pytest.raises(ValueError, match=r"snli_ve_dev\.jsonl:1: gold_label 'maybe'"):
+        ann.read_snli_ve(snli)
+    _write(snli, json.dumps({"gold_label": "neutral", "pairID": "p", "sentence2": "s"}) + "\n")
+    with pytest.raises(ValueError, match="missing field 'Flikr30kID'"):
+        ann.read_snli_ve(snli)
+    root = tmp_path / "mmimdb"
+    (root / "dataset").mkdir(parents=True)
+    _write(root / "split.json", {"train": ["0075148"], "dev": [], "test": []})
+    _write(root / "dataset" / "0075148.json", {"genres": ["Drama", "News"], "plot": ["short", "the longest plot"]})
+    rec, = ann.read_mmimdb(root, "train")
+    assert (rec.image_id, rec.text, rec.labels) == ("0075148", "the longest plot", ("Drama",))
+    _write(root / "dataset" / "0075148.json", {"genres": ["Drama"]})
+    with pytest.raises(ValueError, match=r"0075148\.json: missing field 'plot'"):
+        ann.read_mmimdb(root, "train")
+
+
+def test_image_keys_meet_across_annotation_and_feature_names():
+    assert ann.image_key("COCO_train2014_000000000009.jpg", numeric=True) == "9"
+    assert ann.image_key("9", numeric=True) == ann.image_key("9.npy", numeric=True) == "9"
+    assert ann.image_key("0075148", numeric=False) == "0075148"                    # IMDb ids keep zeros
+    assert ann.image_key("VizWiz_val_00000001.jpg", numeric=False) == "VizWiz_val_00000001"
+    with pytest.raises(ValueError, match="does not end in a number"):
+        ann.image_key("poster.jpg", numeric=True)
+
+
+# --- feature files and prepare's checks ---------------------------------------------------
+def test_cls_prob_with_and_without_background_and_box_normalisation():
+    feats, boxes = np.ones((2, 4), np.float32), np.asarray([[0, 0, 320, 240], [64, 48, 640, 480]], np.float32)
+    with_bg = np.asarray([[0.5, 0.2, 0.3], [0.1, 0.0, 0.9]], np.float32)          # background first
+    rows = to_store_rows(ImageRegions("9", 640, 480, boxes, feats, with_bg, "f"), 3, 4, num_classes=2)
+    np.testing.assert_allclose(rows["cls_prob"][:2], [[0.2, 0.3, 0.5], [0.0, 0.9, 0.1]])   # background last
+    np.testing.assert_allclose(rows["boxes"][0], [0, 0, 0.5, 0.5, 0.25])
+    assert rows["num_regions"] == 2 and not rows["features"][2].any()                     # padded
+    no_bg = to_store_rows(ImageRegions("9", 640, 480, boxes, feats, with_bg[:, 1:], "f"), 3, 4, num_classes=2)
+    np.testing.assert_allclose(no_bg["cls_prob"][:2, 2], 0)
+    with pytest.raises(ValueError, match="cls_prob has 3 columns; expected 4 .* or 5"):
+        to_store_rows(ImageRegions("9", 640, 480, boxes, feats, with_bg, "f.lmdb['9']"), 3, 4, num_classes=4)
+    with pytest.raises(ValueError, match=r"f: features have shape \(2, 4\), expected \(N, 8\)"):
+        to_store_rows(ImageRegions("9", 640, 480, boxes, feats, None, "f"), 3, 8, num_classes=2)
+
+
+def _tsv(path, images):
+    with open(path, "w", newline="") as f:
+        for image_id, feats in images:
+            n = len(feats)
+            boxes = np.tile(np.float32([0, 0, 10, 10]), (n, 1))
+            f.write("\t".join([str(image_id), "100", "50", str(n), base64.b64encode(boxes.tobytes()).decode(),
+                               base64.b64encode(feats.astype(np.float32).tobytes()).decode()]) + "\r\n")
+    return path
+
+
+def test_bottom_up_tsv_reader(tmp_path):
+    path = _tsv(tmp_path / "f.tsv", [(9, np.arange(6).reshape(2, 3))])
+    img, = read_bottom_up_tsv(path)
+    assert (img.name, img.width, img.height, img.features.shape, img.boxes.shape) == ("9", 100, 50, (2, 3), (2, 4))
+    path.write_text("9\t100\t50\n")
+    with pytest.raises(ValueError, match=r"f\.tsv:1: expected 6 tab-separated fields"):
+        list(read_bottom_up_tsv(path))
+
+
+def test_prepare_refuses_bad_input_and_leaves_nothing_behind(tmp_path):
+    q, a = _vqa_files(tmp_path)
+    out = tmp_path / "root"
+    missing = _tsv(tmp_path / "other.tsv", [(8, np.ones((2, 3)))])                # not image 9
+    with pytest.raises(ValueError, match=r"1 image\(s\) have no features .* first: image '9' of train record '9000'"):
+        prepare("vqa2", {"train": [q, a]}, [missing], out, "vqa_d", num_classes=2)
+    assert not out.exists() or not any(out.rglob("*.npy")) and not (out / "datasets").exists()
+    widths = _tsv(tmp_path / "widths.tsv", [(9, np.ones((2, 3)))])
+    _write(q, {"questions": [{"image_id": 9, "question": "What?", "question_id": 9000},
+                             {"image_id": 10, "question": "Who?", "question_id": 9001}]})
+    a_obj = json.loads(a.read_text())
+    a_obj["annotations"].append({**a_obj["annotations"][0], "question_id": 9001, "image_id": 10})
+    _write(a, a_obj)
+    with open(widths, "a", newline="") as f:
+        f.write("\t".join(["10", "100", "50", "1", base64.b64encode(np.zeros((1, 4), np.float32).tobytes()).decode(),
+                           base64.b64encode(np.zeros((1, 5), np.float32).tobytes()).decode()]) + "\r\n")
+    with pytest.raises(ValueError, match=r"widths\.tsv:2: features have shape \(1, 5\), expected \(N, 3\)"):
+        prepare("vqa2", {"train": [q, a]}, [widths], out, "vqa_d", num_classes=2)
+    assert not (out / "datasets").exists() and not list(out.rglob("*.npy"))
+    with pytest.raises(ValueError, match="unknown dataset kind 'vqa3'"):
+        prepare("vqa3", {"train": [q]}, [widths], out, "x")
+
+
+def test_mmf_lmdb_and_npy_folders_with_both_key_styles(tmp_path):
+    import lmdb
+    q, a = _vqa_files(tmp_path)
+    item = {"features": np.ones((3, 4), np.float32), "bbox": np.zeros((3, 4), np.float32), "num_boxes": 3,
+            "image_width": 640, "image_height": 480, "objects": np.zeros(3, np.int64), "cls_prob": None}
+    env = lmdb.open(str(tmp_path / "f.lmdb"), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        txn.put(b"9", pickle.dumps({"feature_path": "9", **item}))                 # the short key style
+        txn.put(b"keys", pickle.dumps([b"9"]))
+    env.close()
+    got = prepare("vqa2", {"train": [q, a]}, [tmp_path / "f.lmdb"], tmp_path / "r1", "vqa_d", num_classes=2)
+    assert got["images"] == 1 and got["cls_prob"] is False
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    np.save(folder / "COCO_train2014_000000000009.npy", item["features"])
+    np.save(folder / "COCO_train2014_000000000009_info.npy",
+            {k: v for k, v in item.items() if k != "features"} | {"cls_prob": np.full((3, 3), 1 / 3, np.float32)},
+            allow_pickle=True)
+    prepare("vqa2", {"train": [q, a]}, [folder], tmp_path / "r2", "vqa_d", num_classes=2)
+    store = np.load(tmp_path / "r2" / "stores" / "vqa_d" / "cls_prob.npy")
+    np.testing.assert_allclose(store[0, :3].sum(1), 1)

@@ -1,0 +1,196 @@
+"""``vlstudy prepare``: official annotation files + region features → the study's data root.
+
+The result has the layout of a built world (``datasets/<name>/``, ``stores/<store>/``), so
+training and the notebooks read real data as they read the synthetic world. Everything is
+checked before anything is kept: record ids unique, every record's image has features,
+one feature width for all images. A failure leaves nothing behind (work happens in
+temporary folders renamed at the end).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.features import FeatureStore
+from ..data.records import Record, write_records
+from . import annotations as ann
+from .regions import VG_CLASSES, read_regions, to_store_rows
+
+
+@dataclass(frozen=True)
+class Kind:
+    task: str
+    numeric_images: bool      # image keys are numbers (COCO, Flickr30k ids)
+    files: str                # what each split needs, for help and errors
+
+
+KINDS = {
+    "coco_captions": Kind("pretraining", True, "captions_<split>2014.json"),
+    "karpathy": Kind("pretraining", True, "dataset_coco.json"),
+    "vqa2": Kind("vqa", True, "questions.json [annotations.json]"),
+    "conceptual_captions": Kind("pretraining", False, "<split>.tsv"),
+    "vizwiz": Kind("vizwiz", False, "<split>.json"),
+    "snli_ve": Kind("snli_ve", True, "snli_ve_<split>.jsonl"),
+    "mmimdb": Kind("mmimdb", False, "the mmimdb/ folder (split.json, dataset/)"),
+}
+
+
+def read_split(kind: str, paths: list, split: str) -> list[Record]:
+    """The records of one split from its official file(s)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r}; known: {sorted(KINDS)}")
+    want = 2 if kind == "vqa2" else 1
+    if not 1 <= len(paths) <= want:
+        raise ValueError(f"{kind} {split}: expected {KINDS[kind].files}, got {len(paths)} path(s)")
+    first = Path(paths[0])
+    if kind == "coco_captions":
+        return ann.read_coco_captions(first)
+    if kind == "karpathy":
+        return ann.read_karpathy(first, split)
+    if kind == "vqa2":
+        return ann.read_vqa2(first, Path(paths[1]) if len(paths) > 1 else None)
+    if kind == "conceptual_captions":
+        # CC has no image ids: an image is its row, within its split's file
+        return [Record(r.id, f"{split}_{int(r.image_id):08d}", r.text)
+                for r in ann.read_conceptual_captions(first)]
+    if kind == "vizwiz":
+        return ann.read_vizwiz(first)
+    if kind == "snli_ve":
+        return ann.read_snli_ve(first)
+    return ann.read_mmimdb(first, split)
+
+
+def prepare(kind: str, splits: dict[str, list], features: list, out: Path, name: str,
+            store: str | None = None, max_regions: int = 100, num_classes: int = VG_CLASSES,
+            log=print) -> dict:
+    """Read, check and write one dataset and its feature store under ``out``.
+
+    ``splits``: split ("train", "val"/"dev", "test") → its file path(s); ``features``: one or
+    more feature files (TSV, LMDB, npy folder), read in order; ``store``: the store's name
+    (default ``name``): an existing store is reused when it has every image the records
+    need, and extended with the ones it lacks otherwise. Returns the summary it prints."""
+    started = time.perf_counter()
+    out, store = Path(out), store or name
+    records = {}
+    for split, paths in splits.items():
+        if split not in ann.SPLIT_ALIASES:
+            raise ValueError(f"unknown split {split!r}; expected one of {sorted(ann.SPLIT_ALIASES)}")
+        recs = read_split(kind, [paths] if isinstance(paths, (str, Path)) else list(paths), split)
+        ids = [r.id for r in recs]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise ValueError(f"{kind} {split} ({paths}): record id {dup!r} occurs more than once")
+        if not recs:
+            raise ValueError(f"{kind} {split} ({paths}): no records")
+        records[ann.SPLIT_ALIASES[split]] = recs
+    numeric = KINDS[kind].numeric_images
+    wanted = {r.image_id: (split, r.id) for split, recs in records.items() for r in recs}
+
+    store_dir = out / "stores" / store
+    existing = FeatureStore(store_dir) if (store_dir / "image_ids.json").exists() else None
+    if existing is not None and set(wanted) <= set(existing.image_ids):
+        written = {"images": 0, "feature_mb": 0.0}          # the store has every image already
+    else:       # a new store, or the existing one plus the images it lacks
+        written = _write_store(store_dir, features, wanted, numeric, max_regions, num_classes, existing)
+
+    tmp = out / ".prepare" / name
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_records(tmp, records, task=KINDS[kind].task, store=store, source=kind,
+                  **({"label_names": list(ann.SNLI_LABELS)} if kind == "snli_ve" else
+                     {"label_names": list(ann.MMIMDB_GENRES)} if kind == "mmimdb" else {}))
+    final = out / "datasets" / name
+    final.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    shutil.rmtree(out / ".prepare", ignore_errors=True)
+
+    seconds = time.perf_counter() - started
+    n_records = sum(len(r) for r in records.values())
+    summary = {"dataset": name, "kind": kind, "store": store, "seconds": round(seconds, 2),
+               **{f"{s}_records": len(r) for s, r in records.items()}, **written,
+               "records_per_second": round(n_records / seconds),
+               "feature_mb_per_second": round(written["feature_mb"] / seconds, 1)}
+    log(f"prepared {name} ({kind}) in {out}: " + ", ".join(f"{s} {len(r)}" for s, r in records.items())
+        + f" records; store {store}: {written['images']} images written ({written['feature_mb']:.1f} MB)"
+        + f"; {seconds:.1f} s, {summary['records_per_second']} records/s, "
+        + f"{summary['feature_mb_per_second']} MB/s"
+        + ("; WARNING: the features have no cls_prob, so ViLBERT's masked-region loss has no "
+           "targets on this store" if written.get("cls_prob") is False else ""))
+    return summary
+
+
+def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_regions: int,
+                 num_classes: int, existing: FeatureStore | None = None) -> dict:
+    """Stream the wanted images from ``sources`` into a padded store (``data.features``'s
+    layout) after the rows of ``existing`` (a store being extended), written in a temporary
+    folder and renamed when complete."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    kept = list(existing.image_ids) if existing is not None else []
+    new = [i for i in wanted if i not in set(kept)]
+    try:
+        arrays, row, no_cls = None, {}, 0
+        if existing is not None:
+            if (existing.max_regions, existing.num_classes) != (max_regions, num_classes + 1):
+                raise ValueError(f"store {folder} has {existing.max_regions} regions and "
+                                 f"{existing.num_classes} classes; this dataset asks for {max_regions} "
+                                 f"and {num_classes + 1}")
+            arrays = _open_arrays(tmp, len(kept) + len(new), max_regions, existing.dim, num_classes)
+            for start in range(0, len(kept), 1024):
+                chunk = existing.gather(np.arange(start, min(start + 1024, len(kept))))
+                for field, value in chunk.items():
+                    arrays[field][start:start + len(value)] = value
+            row = {key: k for k, key in enumerate(kept)}
+        ids = list(kept)
+        todo = set(new)
+        for source in sources:
+            for img in read_regions(Path(source)):
+                try:
+                    key = ann.image_key(img.name, numeric)
+                except ValueError as e:
+                    raise ValueError(f"{img.where}: {e}") from None
+                if key in row and key in todo:
+                    raise ValueError(f"{img.where}: image {key!r} has features twice")
+                if key not in todo:
+                    continue
+                if arrays is None:      # the first image fixes the width of every array
+                    arrays = _open_arrays(tmp, len(new), max_regions, img.features.shape[-1], num_classes)
+                rows = to_store_rows(img, max_regions, arrays["features"].shape[-1], num_classes)
+                k = row[key] = len(ids)
+                ids.append(key)
+                no_cls += img.cls_prob is None
+                for field, value in rows.items():
+                    arrays[field][k] = value
+        missing = [i for i in new if i not in row]
+        if missing:
+            split, rid = wanted[missing[0]]
+            raise ValueError(f"{len(missing)} image(s) have no features in {[str(s) for s in sources]}; "
+                             f"first: image {missing[0]!r} of {split} record {rid!r}")
+        if no_cls and no_cls != len(new):
+            raise ValueError(f"{no_cls} of {len(new)} images have no cls_prob: all or none must")
+        for arr in arrays.values():
+            arr.flush()
+        del arrays
+        (tmp / "image_ids.json").write_text(json.dumps(ids))
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    mb = sum((folder / f"{n}.npy").stat().st_size for n in ("features", "boxes", "cls_prob")) / 2**20
+    return {"images": len(new), "feature_mb": round(mb, 1), "cls_prob": not no_cls}
+
+
+def _open_arrays(folder: Path, n: int, regions: int, dim: int, classes: int) -> dict:
+    mm = np.lib.format.open_memmap
+    return {"features": mm(folder / "features.npy", "w+", np.float32, (n, regions, dim)),
+            "boxes": mm(folder / "boxes.npy", "w+", np.float32, (n, regions, 5)),
+            "cls_prob": mm(folder / "cls_prob.npy", "w+", np.float32, (n, regions, classes + 1)),
+            "num_regions": mm(folder / "num_regions.npy", "w+", np.int64, (n,))}
