@@ -127,3 +127,52 @@ def bench_models(config: str = "small", batch_size: int = 64, text_len: int = 24
               f"{r['ms_per_step']:7.1f} ms/step  {r['gflop_per_step']:6.2f} GFLOP/step  "
               f"{100 * r['fraction_of_matmul_peak']:5.1f} % of peak  ours/HF {r['samples_per_s'] / hf:.2f}")
     return rows
+
+
+def bench_prepare(images: int = 500, regions: int = 100, dim: int = 2048, questions_per_image: int = 5,
+                  form: str = "lmdb") -> dict:
+    """``vlstudy prepare`` throughput on generated files of a realistic shape: VQA 2.0 JSON for
+    ``images`` COCO images and their region features (``regions`` × ``dim`` float32 with
+    1601-column ``cls_prob``) in ``form`` (lmdb, tsv or npy). Prints records/s and MB/s."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="vlstudy-bench-prepare-") as work:
+        return _bench_prepare(Path(work), images, regions, dim, questions_per_image, form)
+
+
+def _bench_prepare(work, images, regions, dim, questions_per_image, form) -> dict:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from .real.export import write_mmf_lmdb, write_npy_folder, write_bottom_up_tsv
+    from .real.prepare import prepare
+    rng = np.random.default_rng(0)
+    names = [f"COCO_train2014_{i:012d}" for i in range(1, images + 1)]
+    cls = rng.random((regions, 1601), dtype=np.float32)
+    items = [{"features": rng.standard_normal((regions, dim), dtype=np.float32),
+              "bbox": np.tile(np.float32([10, 20, 300, 200]), (regions, 1)), "cls_prob": cls / cls.sum(1, keepdims=True),
+              "num_boxes": regions, "image_width": 640, "image_height": 480} for _ in names]
+    t = time.perf_counter()
+    features = {"lmdb": work / "features.lmdb", "tsv": work / "features.tsv", "npy": work / "features"}[form]
+    {"lmdb": write_mmf_lmdb, "tsv": write_bottom_up_tsv, "npy": write_npy_folder}[form](features, names, items)
+    write_s = time.perf_counter() - t
+    qs, anns = [], []
+    for i in range(1, images + 1):
+        for k in range(questions_per_image):
+            qs.append({"image_id": i, "question": "what colour is the dog?", "question_id": i * 1000 + k})
+            anns.append({"question_id": i * 1000 + k, "image_id": i, "answer_type": "other",
+                         "answers": [{"answer": "brown", "answer_confidence": "yes", "answer_id": j + 1}
+                                     for j in range(10)]})
+    (work / "q.json").write_text(json.dumps({"questions": qs}))
+    (work / "a.json").write_text(json.dumps({"annotations": anns}))
+    summary = prepare("vqa2", {"train": [work / "q.json", work / "a.json"]}, [features], work / "root",
+                      "vqa", max_regions=regions, log=lambda line: None)
+    mb_in = sum(f.stat().st_size for f in Path(features).rglob("*") if f.is_file()) / 2**20 \
+        if Path(features).is_dir() else Path(features).stat().st_size / 2**20
+    print(f"prepare vqa2 + {form}: {summary['train_records']} records, {images} images x {regions} regions x "
+          f"{dim} features ({mb_in:.0f} MB of input, written in {write_s:.1f} s) → {summary['seconds']:.1f} s: "
+          f"{summary['records_per_second']} records/s, {summary['feature_mb_per_second']} MB/s of store written")
+    return {**summary, "input_mb": round(mb_in, 1), "form": form}

@@ -136,6 +136,13 @@ def _bench_loader(args) -> int:
     return 0
 
 
+def _bench_prepare(args) -> int:
+    from .bench import bench_prepare
+    for form in args.form:
+        bench_prepare(args.images, args.regions, args.dim, form=form)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vlstudy", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -221,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--batch-size", type=int, default=64)
     bm.add_argument("--steps", type=int, default=20)
     bm.set_defaults(fn=lambda a: _bench_models(a))
+    bp = bsub.add_parser("prepare", help="vlstudy prepare throughput on generated VQA files and features")
+    bp.add_argument("--images", type=int, default=500)
+    bp.add_argument("--regions", type=int, default=100)
+    bp.add_argument("--dim", type=int, default=2048)
+    bp.add_argument("--form", nargs="+", default=["lmdb", "tsv", "npy"], choices=["lmdb", "tsv", "npy"])
+    bp.set_defaults(fn=_bench_prepare)
     return p
 
 

@@ -48,7 +48,7 @@ def _image_rows(root: DataRoot, store: str, world_ids: list[str]) -> list[dict]:
     return out
 
 
-def _write_lmdb(path: Path, names: list[str], items: list[dict]) -> None:
+def write_mmf_lmdb(path: Path, names: list[str], items: list[dict]) -> None:
     import lmdb
     env = lmdb.open(str(path), map_size=1 << 32, subdir=True)
     with env.begin(write=True) as txn:
@@ -60,7 +60,7 @@ def _write_lmdb(path: Path, names: list[str], items: list[dict]) -> None:
     env.close()
 
 
-def _write_tsv(path: Path, names: list[str], items: list[dict]) -> None:
+def write_bottom_up_tsv(path: Path, names: list[str], items: list[dict]) -> None:
     with open(path, "w", newline="") as f:          # csv's default line ending: \r\n, as the original
         out = csv.writer(f, delimiter="\t")
         for name, it in zip(names, items):
@@ -69,7 +69,7 @@ def _write_tsv(path: Path, names: list[str], items: list[dict]) -> None:
                           base64.b64encode(it["features"].tobytes()).decode()])
 
 
-def _write_npy(folder: Path, names: list[str], items: list[dict]) -> None:
+def write_npy_folder(folder: Path, names: list[str], items: list[dict]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, it in zip(names, items):
         np.save(folder / f"{name}.npy", it["features"])
@@ -102,7 +102,7 @@ def export_world(root: DataRoot, out: Path) -> dict:
 
     # COCO images (captions and VQA-D): numbered, features in an MMF LMDB
     coco_ids = sorted({r.image_id for name in ("coco", "vqa_d") for s in SPLITS for r in recs[name][s]})
-    _write_lmdb(tmp / "coco_features.lmdb", [f"COCO_train2014_{_number(i):012d}" for i in coco_ids],
+    write_mmf_lmdb(tmp / "coco_features.lmdb", [f"COCO_train2014_{_number(i):012d}" for i in coco_ids],
                 _image_rows(root, "coco", coco_ids))
     w, h = IMAGE_SIZE
     for s in SPLITS:
@@ -136,7 +136,7 @@ def export_world(root: DataRoot, out: Path) -> dict:
             f.writelines(f"{r.text}\thttps://example.org/cc/{s}/{k}.jpg\n" for k, r in enumerate(rows))
         names += [f"{s}_{k:08d}" for k in range(len(rows))]
         items += _image_rows(root, "cc", [r.image_id for r in rows])
-    _write_tsv(tmp / "cc_features.tsv", names, items)
+    write_bottom_up_tsv(tmp / "cc_features.tsv", names, items)
     plan("cc_full", {s: [f"cc/{s}.tsv"] for s in SPLITS}, ["cc_features.tsv"], "cc")
 
     # VizWiz: file names, one question per image, features as per-image npy files
@@ -150,13 +150,13 @@ def export_world(root: DataRoot, out: Path) -> dict:
                             "answers": [{"answer_confidence": "yes", "answer": a} for a in r.answers]})
         items += _image_rows(root, "vizwiz", [r.image_id for r in recs["vizwiz"][s]])
         _dump(tmp / "vizwiz" / f"{s}.json", entries)
-    _write_npy(tmp / "vizwiz_features", names, items)
+    write_npy_folder(tmp / "vizwiz_features", names, items)
     plan("vizwiz", {s: [f"vizwiz/{s}.json"] for s in SPLITS}, ["vizwiz_features"], "vizwiz")
 
     # SNLI-VE: Flickr30k numbers; the original key spelling for train, the newer for the rest
     labels = ("entailment", "neutral", "contradiction")
     flickr = sorted({r.image_id for s in SPLITS for r in recs["snli_ve"][s]})
-    _write_npy(tmp / "flickr_features", [str(_number(i)) for i in flickr], _image_rows(root, "flickr", flickr))
+    write_npy_folder(tmp / "flickr_features", [str(_number(i)) for i in flickr], _image_rows(root, "flickr", flickr))
     for s in SPLITS:
         lines = []
         for k, r in enumerate(recs["snli_ve"][s]):
@@ -178,7 +178,7 @@ def export_world(root: DataRoot, out: Path) -> dict:
         names += ids
     _dump(tmp / "mmimdb" / "split.json", split_ids)
     posters = [r.image_id for s in SPLITS for r in recs["mmimdb"][s]]
-    _write_lmdb(tmp / "poster_features.lmdb", names, _image_rows(root, "poster", posters))
+    write_mmf_lmdb(tmp / "poster_features.lmdb", names, _image_rows(root, "poster", posters))
     plan("mmimdb", {s: ["mmimdb"] for s in SPLITS}, ["poster_features.lmdb"], "poster")
 
     atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1))
