@@ -47,10 +47,24 @@ def test_notebooks_use_the_python3_kernel_and_one_parameters_cell():
 
 
 @pytest.mark.parametrize("profile", ["smoke", "small", "full", "paper"])
-def test_every_profile_fits_every_notebook(profile):
+def test_every_profile_fits_every_notebook(profile, monkeypatch):
+    monkeypatch.setenv("VLSTUDY_PAPER_DATA", "/data/prepared")
+    monkeypatch.setenv("VLSTUDY_BERT", "/models/bert-base-uncased")
     for name, path in runner.notebook_paths().items():
         params = runner.notebook_parameters(profile, name, path)
         assert params["profile"] == profile
+        if profile == "paper" and name != "world_tour":
+            from vlstudy.study import Recipe
+            recipe = Recipe.from_params(params)
+            assert (recipe.world, recipe.bert_dir, recipe.max_grad_norm) == \
+                ("/data/prepared", "/models/bert-base-uncased", 0)
+
+
+def test_profile_environment_variables_must_be_set(monkeypatch):
+    monkeypatch.delenv("VLSTUDY_PAPER_DATA", raising=False)
+    with pytest.raises(ValueError, match=r"paper\.yaml: common: world: '\$\{VLSTUDY_PAPER_DATA\}' names an "
+                                         "environment variable that is not set"):
+        runner.load_profile("paper")
 
 
 def test_unknown_parameter_is_an_error(tmp_path, monkeypatch):

@@ -30,7 +30,7 @@ def round_trip(smoke_world, tmp_path_factory):
 
 def test_export_writes_the_official_layouts(round_trip):
     _, official, _, manifest, _, _ = round_trip
-    assert set(manifest) == {"coco", "vqa_d", "cc_full", "vizwiz", "snli_ve", "mmimdb"}
+    assert set(manifest) == {"coco", "vqa_p", "vqa_d", "cc_full", "vizwiz", "snli_ve", "mmimdb"}
     q = json.loads((official / "vqa" / "questions_train.json").read_text())["questions"][0]
     assert set(q) == {"image_id", "question", "question_id"}
     a = json.loads((official / "vqa" / "annotations_train.json").read_text())["annotations"][0]
@@ -244,3 +244,35 @@ def test_mmf_lmdb_and_npy_folders_with_both_key_styles(tmp_path):
     prepare("vqa2", {"train": [q, a]}, [folder], tmp_path / "r2", "vqa_d", num_classes=2)
     store = np.load(tmp_path / "r2" / "stores" / "vqa_d" / "cls_prob.npy")
     np.testing.assert_allclose(store[0, :3].sum(1), 1)
+
+
+def test_study_on_prepared_data_from_a_bert_folder_under_a_launcher(round_trip, tmp_path):
+    """The real-data path end to end: a Study on a prepared root (world = its path), starting
+    from a BERT folder rather than a BERT-stage run, each run launched as its own process
+    (the paper profile launches them under torchrun; here the launcher is plain python)."""
+    import sys
+
+    from vlstudy.data.root import open_data
+    from vlstudy.real.prepare import install_tokenizer
+    from vlstudy.registry import Registry
+    from vlstudy.study import Recipe, Study
+    from vlstudy.train import RunSpec
+    _, _, prepared, _, _, _ = round_trip
+    reg = Registry(tmp_path / "runs")
+    bert = RunSpec("bert", "bert", "corpus", world="smoke", model="tiny", init="random", steps=10, eval_every=5,
+                   batch_size=16, max_text_len=24)
+    reg.run(bert)
+    install_tokenizer(open_data("smoke").tokenizer_dir, prepared.folder)
+    recipe = Recipe(world=str(prepared.folder), model="tiny", bert_dir=str(reg.folder(bert) / "bert"),
+                    launcher=sys.executable, batch_size=16, finetune_batch_size=16, pretrain_steps=10,
+                    finetune_steps=10, evals_per_run=2, max_text_len=24, max_grad_norm=0)
+    lines = []
+    study = Study(recipe, reg, log=lines.append)
+    grid = study.finetune_grid(["vilbert"], ["none", "vqa_p"], ["vqa_d"], [0])
+    assert len(grid) == 2 and grid["test_score"].between(0, 100).all()
+    assert len(lines) == 3 and lines[-1].startswith("[run] 3/3 ")       # VQA-P pretraining, 2 finetunings
+    direct = study.finetuning("vilbert", "vqa_d", "none")
+    assert direct.parent is None and direct.bert_dir and direct.world == str(prepared.folder)
+    assert reg.status(direct) == "finished" and direct.max_grad_norm == 0
+    with pytest.raises(ValueError, match="neither a world preset"):
+        open_data(str(tmp_path / "nowhere"))

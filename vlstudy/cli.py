@@ -46,9 +46,14 @@ def _prepare(args) -> int:
     from .real.export import prepare_exported
     from .real.prepare import prepare
     try:
+        if args.tokenizer:
+            from .real.prepare import install_tokenizer
+            print(f"tokenizer: {install_tokenizer(args.tokenizer, args.out)}")
         if args.manifest:
             from pathlib import Path
             prepare_exported(Path(args.manifest).parent, args.out)
+            return 0
+        if args.tokenizer and not args.kind:
             return 0
         if not (args.kind and args.name and args.features):
             raise ValueError("give --kind, --name and --features (or --manifest)")
@@ -186,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--num-classes", type=int, default=1600,
                     help="detector classes without background (cls_prob may have this many columns or one more)")
     pr.add_argument("--manifest", help="prepare everything a `world export` wrote")
+    pr.add_argument("--tokenizer", metavar="DIR", help="copy this BERT tokenizer (e.g. bert-base-uncased) into the root")
     pr.add_argument("--out", required=True, help="the data root to write into")
     pr.set_defaults(fn=_prepare)
 

@@ -43,14 +43,14 @@ class Registry:
             return done
         if spec.parent is not None and not (self.folder(spec.parent) / "metrics.json").exists():
             raise ValueError(f"run {spec.id} starts from {spec.parent}, which has not finished")
-        from .world import open_world
+        from .data.root import open_data
         folder = self.folder(spec)
         folder.mkdir(parents=True, exist_ok=True)
         main = int(os.environ.get("RANK", "0")) == 0         # under torchrun only rank 0 writes
         if main:
             atomic_write_text(folder / "spec.json", json.dumps(spec.__dict__, indent=1))
         started = time.time()
-        metrics = train_run(spec, folder, open_world(spec.world),
+        metrics = train_run(spec, folder, open_data(spec.world),
                             self.folder(spec.parent) if spec.parent else None, progress)
         metrics["wall_seconds"] = round(time.time() - started, 1)
         if main:

@@ -36,7 +36,22 @@ def load_profile(profile: str) -> dict:
     if unknown:
         raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; "
                          "expected 'common' and 'notebooks'")
-    return data
+    return _expand_env(data, str(path))
+
+
+def _expand_env(value, where: str):
+    """``$VAR`` / ``${VAR}`` in a profile's strings from the environment (the paper profile's
+    data and BERT folders); an unset variable is an error naming it."""
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{where}: {k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, where) for v in value]
+    if isinstance(value, str) and "$" in value:
+        expanded = os.path.expandvars(value)
+        if "$" in expanded:
+            raise ValueError(f"{where}: {value!r} names an environment variable that is not set")
+        return expanded
+    return value
 
 
 def notebook_parameters(profile: str, name: str, path: Path) -> dict:

@@ -53,14 +53,27 @@ class Recipe:
     evals_per_run: int = 5
     max_text_len: int = 32
     long_text_len: int = 48          # MM-IMDB plots (3-5 sentences in the world: 99 % fit)
+    max_grad_norm: float = 1.0       # gradient clipping (the paper: none, 0)
+    # A BERT folder (Hugging Face layout) to start from instead of the stand-in BERT stage:
+    # bert-base-uncased for the real data
+    bert_dir: str | None = None
     jobs: int = 1                    # independent runs side by side (worker processes)
     threads_per_job: int = 0         # torch threads in each worker (0: torch's default)
+    # A command each run is launched under, one after the other, e.g. "torchrun
+    # --nproc_per_node gpu" (the paper profile); empty: runs train in this machine's workers
+    launcher: str = ""
 
     @classmethod
     def from_params(cls, params: dict) -> "Recipe":
-        """The recipe from a notebook's parameters: those naming a field; None keeps the default."""
+        """The recipe from a notebook's parameters: those naming a field, and the fields in its
+        ``recipe`` dict (a profile's further settings); None keeps the default."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in params.items() if k in names and v is not None})
+        extra = params.get("recipe") or {}
+        unknown = sorted(set(extra) - names)
+        if unknown:
+            raise ValueError(f"recipe settings {unknown} are not Recipe fields; known: {sorted(names)}")
+        chosen = {k: v for k, v in params.items() if k in names}
+        return cls(**{k: v for k, v in {**chosen, **extra}.items() if v is not None})
 
     def schedule(self, steps: int) -> dict:
         return dict(steps=steps, warmup=max(1, int(steps * self.warmup_fraction)),
@@ -76,7 +89,7 @@ class Study:
     def _spec(self, **kw) -> RunSpec:
         r = self.recipe
         kw.setdefault("batch_size", r.batch_size)
-        spec = RunSpec(world=r.world, model=r.model, **kw)
+        spec = RunSpec(world=r.world, model=r.model, max_grad_norm=r.max_grad_norm, **kw)
         self._specs[spec.id] = spec
         return spec
 
@@ -86,10 +99,16 @@ class Study:
         return self._spec(stage="bert", arch="bert", dataset="corpus", init="random", lr=r.bert_lr,
                           beta2=0.98, max_text_len=r.max_text_len, **r.schedule(r.bert_steps))
 
+    def _from_bert(self) -> dict:
+        """Where init "bert" starts: the user's BERT folder, or the stand-in BERT stage run."""
+        if self.recipe.bert_dir:
+            return dict(init="bert", parent=None, bert_dir=self.recipe.bert_dir)
+        return dict(init="bert", parent=self.bert().id)
+
     def pretraining(self, arch: str, dataset: str, fraction: float = 1.0, steps: int | None = None,
                     seed: int = 0) -> RunSpec:
         r = self.recipe
-        return self._spec(stage="pretrain", arch=arch, dataset=dataset, init="bert", parent=self.bert().id,
+        return self._spec(stage="pretrain", arch=arch, dataset=dataset, **self._from_bert(),
                           train_fraction=fraction, lr=r.pretrain_lr, beta2=0.98, seed=seed,
                           mask_probability=r.mask_probability,
                           max_text_len=r.max_text_len, **r.schedule(steps or r.pretrain_steps))
@@ -100,9 +119,9 @@ class Study:
         r = self.recipe
         if pretraining is None and pretrained_on not in (NO_PRETRAINING, RANDOM_INIT):
             pretraining = self.pretraining(arch, pretrained_on)
-        init, parent = (("pretrained", pretraining.id) if pretraining is not None else
-                        ("bert", self.bert().id) if pretrained_on == NO_PRETRAINING else ("random", None))
-        return self._spec(stage="finetune", arch=arch, dataset=task, init=init, parent=parent, seed=seed,
+        start = (dict(init="pretrained", parent=pretraining.id) if pretraining is not None else
+                 self._from_bert() if pretrained_on == NO_PRETRAINING else dict(init="random", parent=None))
+        return self._spec(stage="finetune", arch=arch, dataset=task, **start, seed=seed,
                           frozen_base=frozen, lr=r.frozen_lr if frozen else r.finetune_lr, beta2=0.999,
                           batch_size=r.finetune_batch_size,
                           max_text_len=r.long_text_len if task == "mmimdb" else r.max_text_len,
@@ -145,12 +164,29 @@ class Study:
         specs = list(dict.fromkeys(specs))
         todo = self._unfinished_with_parents(specs)
         jobs = min(self.recipe.jobs, len(todo))
-        if jobs > 1:
+        if self.recipe.launcher:
+            for k, s in enumerate(todo, 1):
+                self._log_run(s, self._launch(s), f"{k}/{len(todo)} ")
+        elif jobs > 1:
             self._schedule(todo, jobs)
         else:
             for k, s in enumerate(todo, 1):
                 self._log_run(s, self.registry.run(s), f"{k}/{len(todo)} ")
         return [self.registry.run(s) for s in specs]     # all finished: read back
+
+    def _launch(self, spec: RunSpec) -> dict:
+        """Train ``spec`` in a process started by ``recipe.launcher`` (``vlstudy train``)."""
+        import json
+        import shlex
+        import subprocess
+        cmd = shlex.split(self.recipe.launcher) + ["-m", "vlstudy.cli", "train", "--quiet",
+                                                   "--root", str(self.registry.root),
+                                                   "--spec", json.dumps(dataclasses.asdict(spec))]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"run {spec.id} failed under {self.recipe.launcher!r} "
+                               f"(exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        return self.registry.run(spec)
 
     def _unfinished_with_parents(self, specs: list[RunSpec]) -> list[RunSpec]:
         """The unfinished runs among ``specs`` and their ancestors, earlier stages first."""

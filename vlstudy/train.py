@@ -38,7 +38,7 @@ class RunSpec:
     stage: str                     # "bert", "pretrain" or "finetune"
     arch: str                      # "bert" (BERT stage), "visual_bert" or "vilbert"
     dataset: str                   # "corpus" for the BERT stage; else a dataset of the world
-    world: str = "small"           # world preset the data comes from
+    world: str = "small"           # world preset, or a prepared data root's path (data.root.open_data)
     model: str = "small"           # model config preset
     init: str = "bert"             # "bert" (parent = BERT stage), "pretrained" (parent = pretrain run), "random"
     parent: str | None = None      # run id this one starts from
@@ -53,6 +53,8 @@ class RunSpec:
     max_text_len: int = 32
     mask_probability: float = 0.15  # share of text tokens MLM predicts (pretraining stages)
     frozen_base: bool = False      # only the task head learns
+    max_grad_norm: float = 1.0     # gradient clipping; 0: none (the paper's Table A.1)
+    bert_dir: str | None = None    # init "bert" from this BERT folder instead of a parent run
     seed: int = 0
 
     def __post_init__(self):
@@ -60,8 +62,12 @@ class RunSpec:
             raise ValueError(f"unknown stage {self.stage!r}; expected one of {STAGES}")
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r}; expected one of {INITS}")
-        if (self.init == "random") != (self.parent is None) and self.stage != "bert":
-            raise ValueError(f"init {self.init!r} {'needs' if self.parent is None else 'takes no'} a parent run")
+        has_start = self.parent is not None or (self.init == "bert" and self.bert_dir is not None)
+        if (self.init == "random") == has_start and self.stage != "bert":
+            raise ValueError(f"init {self.init!r} {'takes no' if has_start else 'needs a'} parent run"
+                             + (" (or bert_dir)" if self.init == "bert" else ""))
+        if self.bert_dir is not None and (self.init != "bert" or self.parent is not None):
+            raise ValueError("bert_dir is where init 'bert' starts when there is no parent run")
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
         if not 0 < self.mask_probability < 1:
@@ -72,9 +78,9 @@ class RunSpec:
     @property
     def id(self) -> str:
         """Content address: the spec, and what its world and model names resolve to today."""
-        from .world import world_spec
+        from .data.root import data_digest
         resolved = [dataclasses.asdict(self), dataclasses.asdict(model_config(self.model)),
-                    world_spec(self.world).digest(), TRAINING_VERSION]
+                    data_digest(self.world), TRAINING_VERSION]
         blob = json.dumps(resolved, sort_keys=True).encode()
         return f"{self.stage}-{self.arch}-{self.dataset}-{hashlib.sha256(blob).hexdigest()[:12]}"
 
@@ -135,7 +141,7 @@ def build_model(spec: RunSpec, root: DataRoot, parent_dir: Path | None) -> nn.Mo
         model = ForClassification(build_base(spec.arch, cfg), num_labels(spec, root), task,
                                   pooling=mmf_pooling(spec.arch, task))
     if spec.init == "bert":
-        load_bert(model, parent_dir / "bert")
+        load_bert(model, Path(spec.bert_dir) if spec.bert_dir else parent_dir / "bert")
     elif spec.init == "pretrained":
         load_base_weights(model, parent_dir / "model.safetensors")
     if spec.frozen_base:
@@ -221,7 +227,7 @@ def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | No
         metric_for_best_model="loss" if pretraining else "score", greater_is_better=not pretraining,
         prediction_loss_only=pretraining, label_names=["mlm_labels"] if pretraining else ["targets"],
         logging_steps=max(1, spec.eval_every // 2), report_to=["tensorboard"], seed=spec.seed,
-        data_seed=spec.seed, remove_unused_columns=False, dataloader_pin_memory=False, use_cpu=not torch.cuda.is_available(),
+        data_seed=spec.seed, max_grad_norm=spec.max_grad_norm, remove_unused_columns=False, dataloader_pin_memory=False, use_cpu=not torch.cuda.is_available(),
         disable_tqdm=not progress, save_only_model=False, optim=_optimizer_name())
     trainer = Trainer(model=trained, args=args, train_dataset=_IndexDataset(data["train"]),
                       eval_dataset=_IndexDataset(data["val"]),

@@ -71,3 +71,29 @@ class DataRoot:
             answer_vocab = self.answer_vocab(name)
         return VLDataset(self._dataset_dir(name), split, self.tokenizer, self.store(info.store),
                          max_text_len, answer_vocab, limit)
+
+
+def open_data(name: str) -> DataRoot:
+    """A data root by name: a synthetic world preset ("smoke", "small", "full"), built on first
+    use, or the path of a folder ``vlstudy prepare`` wrote (the real datasets)."""
+    from ..world import PRESETS, open_world
+    if name in PRESETS:
+        return open_world(name)
+    folder = Path(name).expanduser()
+    if not (folder / "datasets").is_dir():
+        raise ValueError(f"data {name!r} is neither a world preset ({sorted(PRESETS)}) nor a "
+                         f"prepared data root (a folder with datasets/; see `vlstudy prepare`)")
+    return DataRoot(folder)
+
+
+def data_digest(name: str) -> str:
+    """What runs on ``name`` depend on: a world's spec, or a prepared root's dataset and store
+    descriptions (record and image counts; re-preparing with other files changes it)."""
+    import hashlib
+    from ..world import PRESETS, world_spec
+    if name in PRESETS:
+        return world_spec(name).digest()
+    root = open_data(name)
+    parts = [(p.parent.name, p.read_text()) for p in sorted((root.folder / "datasets").glob("*/dataset.json"))]
+    parts += [(p.parent.name, str(p.stat().st_size)) for p in sorted((root.folder / "stores").glob("*/image_ids.json"))]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]

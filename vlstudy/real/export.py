@@ -23,7 +23,7 @@ from ..paths import atomic_write_text
 IMAGE_SIZE = (640, 480)          # width, height of every exported image, in pixels
 SPLITS = ("train", "val", "test")
 # (world dataset → how it is exported): kind for prepare, feature form, image naming
-EXPORTS = {"coco": "coco_captions", "vqa_d": "vqa2", "cc_full": "conceptual_captions",
+EXPORTS = {"coco": "coco_captions", "vqa_p": "vqa2_pretraining", "vqa_d": "vqa2", "cc_full": "conceptual_captions",
            "vizwiz": "vizwiz", "snli_ve": "snli_ve", "mmimdb": "mmimdb"}
 
 
@@ -84,7 +84,7 @@ def _dump(path: Path, obj) -> None:
 
 
 def export_world(root: DataRoot, out: Path) -> dict:
-    """Write the world's COCO captions, VQA-D, CC, VizWiz, SNLI-VE and MM-IMDB in their
+    """Write the world's COCO captions, VQA-P, VQA-D, CC, VizWiz, SNLI-VE and MM-IMDB in their
     official formats under ``out``; returns (and writes as ``manifest.json``) the
     ``prepare`` arguments for each, keyed by the world's dataset name."""
     out = Path(out)
@@ -101,7 +101,7 @@ def export_world(root: DataRoot, out: Path) -> dict:
                           "max_regions": root.store(root.info(name).store).max_regions}
 
     # COCO images (captions and VQA-D): numbered, features in an MMF LMDB
-    coco_ids = sorted({r.image_id for name in ("coco", "vqa_d") for s in SPLITS for r in recs[name][s]})
+    coco_ids = sorted({r.image_id for name in ("coco", "vqa_p", "vqa_d") for s in SPLITS for r in recs[name][s]})
     write_mmf_lmdb(tmp / "coco_features.lmdb", [f"COCO_train2014_{_number(i):012d}" for i in coco_ids],
                 _image_rows(root, "coco", coco_ids))
     w, h = IMAGE_SIZE
@@ -123,7 +123,18 @@ def export_world(root: DataRoot, out: Path) -> dict:
                          for j, a in enumerate(r.answers)],
              "image_id": q["image_id"], "answer_type": r.answer_type, "question_id": q["question_id"]}
             for q, r in zip(qs, recs["vqa_d"][s])]})
+        # VQA-P: "question [SEP] answer" texts, as questions whose ten annotators agree
+        pairs = [r.text.split(" [SEP] ") for r in recs["vqa_p"][s]]
+        _dump(tmp / "vqa_p" / f"questions_{s}.json", {"questions": [
+            {"image_id": _number(r.image_id), "question": q, "question_id": k}
+            for k, (r, (q, _)) in enumerate(zip(recs["vqa_p"][s], pairs))]})
+        _dump(tmp / "vqa_p" / f"annotations_{s}.json", {"annotations": [
+            {"question_id": k, "image_id": _number(r.image_id), "answer_type": "other",
+             "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": j + 1} for j in range(10)]}
+            for k, (r, (_, a)) in enumerate(zip(recs["vqa_p"][s], pairs))]})
     plan("coco", {s: [f"coco/captions_{s}2014.json"] for s in SPLITS}, ["coco_features.lmdb"], "coco")
+    plan("vqa_p", {s: [f"vqa_p/questions_{s}.json", f"vqa_p/annotations_{s}.json"] for s in SPLITS},
+         ["coco_features.lmdb"], "coco")
     plan("vqa_d", {s: [f"vqa/questions_{s}.json", f"vqa/annotations_{s}.json"] for s in SPLITS},
          ["coco_features.lmdb"], "coco")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ KINDS = {
     "coco_captions": Kind("pretraining", True, "captions_<split>2014.json"),
     "karpathy": Kind("pretraining", True, "dataset_coco.json"),
     "vqa2": Kind("vqa", True, "questions.json [annotations.json]"),
+    # VQA-P: the question and an answer as one text, MMF's masked_vqa2 "question [SEP] answer"
+    # (MMF draws one of the ten answers each time; we keep the most frequent)
+    "vqa2_pretraining": Kind("pretraining", True, "questions.json annotations.json"),
     "conceptual_captions": Kind("pretraining", False, "<split>.tsv"),
     "vizwiz": Kind("vizwiz", False, "<split>.json"),
     "snli_ve": Kind("snli_ve", True, "snli_ve_<split>.jsonl"),
@@ -44,7 +48,7 @@ def read_split(kind: str, paths: list, split: str) -> list[Record]:
     """The records of one split from its official file(s)."""
     if kind not in KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; known: {sorted(KINDS)}")
-    want = 2 if kind == "vqa2" else 1
+    want = 2 if kind.startswith("vqa2") else 1
     if not 1 <= len(paths) <= want:
         raise ValueError(f"{kind} {split}: expected {KINDS[kind].files}, got {len(paths)} path(s)")
     first = Path(paths[0])
@@ -54,6 +58,11 @@ def read_split(kind: str, paths: list, split: str) -> list[Record]:
         return ann.read_karpathy(first, split)
     if kind == "vqa2":
         return ann.read_vqa2(first, Path(paths[1]) if len(paths) > 1 else None)
+    if kind == "vqa2_pretraining":
+        if len(paths) != 2:
+            raise ValueError(f"{kind} {split}: expected {KINDS[kind].files}")
+        return [Record(r.id, r.image_id, f"{r.text} [SEP] {Counter(r.answers).most_common(1)[0][0]}")
+                for r in ann.read_vqa2(first, Path(paths[1]))]
     if kind == "conceptual_captions":
         # CC has no image ids: an image is its row, within its split's file
         return [Record(r.id, f"{split}_{int(r.image_id):08d}", r.text)
@@ -122,6 +131,26 @@ def prepare(kind: str, splits: dict[str, list], features: list, out: Path, name:
         + ("; WARNING: the features have no cls_prob, so ViLBERT's masked-region loss has no "
            "targets on this store" if written.get("cls_prob") is False else ""))
     return summary
+
+
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def install_tokenizer(source: Path, out: Path) -> Path:
+    """Copy a BERT tokenizer (a Hugging Face folder, e.g. bert-base-uncased's) into the data
+    root's ``tokenizer/``, where training reads it."""
+    source = Path(source)
+    found = [source / f for f in TOKENIZER_FILES if (source / f).exists()]
+    if not found:
+        raise FileNotFoundError(f"no tokenizer files in {source} (looked for {list(TOKENIZER_FILES)})")
+    tmp, final = Path(out) / ".tokenizer.tmp", Path(out) / "tokenizer"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in found:
+        shutil.copy2(f, tmp / f.name)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
 
 
 def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_regions: int,
