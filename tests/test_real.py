@@ -272,7 +272,7 @@ def test_study_on_prepared_data_from_a_bert_folder_under_a_launcher(round_trip, 
     assert len(grid) == 2 and grid["test_score"].between(0, 100).all()
     assert len(lines) == 3 and lines[-1].startswith("[run] 3/3 ")       # VQA-P pretraining, 2 finetunings
     direct = study.finetuning("vilbert", "vqa_d", "none")
-    assert direct.parent is None and direct.bert_dir and direct.world == str(prepared.folder)
+    assert direct.parent is None and direct.start_from and direct.world == str(prepared.folder)
     assert reg.status(direct) == "finished" and direct.max_grad_norm == 0
     with pytest.raises(ValueError, match="neither a world preset"):
         open_data(str(tmp_path / "nowhere"))

@@ -227,3 +227,33 @@ def test_runs_side_by_side_start_when_their_parent_has_finished(tmp_path):
         parent = json.loads(spec_path.read_text())["parent"]
         if parent:
             assert spec_path.stat().st_mtime >= (tmp_path / parent / "metrics.json").stat().st_mtime
+
+
+def test_finetuning_from_a_released_mmf_checkpoint(chain, tmp_path):
+    """A pretraining run's weights written in MMF's zoo layout (``module.model.bert.*``,
+    background-first region classes) start a finetuning run (``pretrained_on="mmf:<file>"``)
+    exactly where the run itself would have."""
+    from vlstudy.models.mmf_checkpoint import mmf_key_map
+    from vlstudy.study import Recipe, Study
+    from vlstudy.train import build_model
+    from vlstudy.world import open_world
+    reg, specs, _, _ = chain
+    pre = specs["pre"]
+    root = open_world("smoke")
+    pretrained = build_model(pre, root, reg.folder(pre.parent))
+    ours = load_file(str(reg.folder(pre) / "model.safetensors"))
+    mmf = {}
+    for name, theirs in mmf_key_map(pretrained).items():
+        value = ours[name]
+        if theirs.startswith("cls.imagePredictions.decoder"):
+            value = torch.cat([value[-1:], value[:-1]])              # background first, as MMF
+        mmf[f"module.model.{theirs}"] = value
+    torch.save({"model": mmf, "config": {"model": "vilbert"}}, tmp_path / "vilbert.pretrained.ckpt")
+    study = Study(Recipe(world="smoke", model="tiny", finetune_batch_size=16, finetune_steps=6, evals_per_run=2,
+                         max_text_len=24), reg)
+    spec = study.finetuning("vilbert", "vqa_d", f"mmf:{tmp_path / 'vilbert.pretrained.ckpt'}")
+    assert (spec.init, spec.parent) == ("mmf", None)
+    start = build_model(spec, root, None).state_dict()
+    base = [k for k in start if k.startswith("base.")]
+    assert base and all(torch.equal(start[k], ours[k]) for k in base)
+    assert 0 <= study.run(spec)["test_score"] <= 100

@@ -21,6 +21,7 @@ from .train import STAGES, RunSpec
 
 NO_PRETRAINING = "none"     # direct training from the BERT stage (the paper's "-" rows)
 RANDOM_INIT = "random"      # no BERT either (Supp. C.1)
+RELEASED = "mmf:"           # "mmf:<file>": a released MMF checkpoint (the paper's zoo weights)
 
 
 FINETUNE_STEPS = {"vqa_d": 600, "vizwiz": 300, "snli_ve": 300, "mmimdb": 300}
@@ -102,7 +103,7 @@ class Study:
     def _from_bert(self) -> dict:
         """Where init "bert" starts: the user's BERT folder, or the stand-in BERT stage run."""
         if self.recipe.bert_dir:
-            return dict(init="bert", parent=None, bert_dir=self.recipe.bert_dir)
+            return dict(init="bert", parent=None, start_from=self.recipe.bert_dir)
         return dict(init="bert", parent=self.bert().id)
 
     def pretraining(self, arch: str, dataset: str, fraction: float = 1.0, steps: int | None = None,
@@ -115,11 +116,14 @@ class Study:
 
     def finetuning(self, arch: str, task: str, pretrained_on: str, seed: int = 0, frozen: bool = False,
                    pretraining: RunSpec | None = None) -> RunSpec:
-        """``pretrained_on``: a pretraining dataset, "none" (from BERT) or "random"."""
+        """``pretrained_on``: a pretraining dataset, "none" (from BERT), "random", or
+        "mmf:<checkpoint file>" (weights released with the paper, MMF's layout)."""
         r = self.recipe
-        if pretraining is None and pretrained_on not in (NO_PRETRAINING, RANDOM_INIT):
+        released = pretrained_on.startswith(RELEASED)
+        if pretraining is None and not released and pretrained_on not in (NO_PRETRAINING, RANDOM_INIT):
             pretraining = self.pretraining(arch, pretrained_on)
         start = (dict(init="pretrained", parent=pretraining.id) if pretraining is not None else
+                 dict(init="mmf", parent=None, start_from=pretrained_on[len(RELEASED):]) if released else
                  self._from_bert() if pretrained_on == NO_PRETRAINING else dict(init="random", parent=None))
         return self._spec(stage="finetune", arch=arch, dataset=task, **start, seed=seed,
                           frozen_base=frozen, lr=r.frozen_lr if frozen else r.finetune_lr, beta2=0.999,

@@ -29,7 +29,7 @@ from .models.text_bert import TextBert, export_bert
 STAGES = ("bert", "pretrain", "finetune")
 # Bump when training code changes what a spec produces: runs are cached by spec.
 TRAINING_VERSION = 4             # 4: fused AdamW; frozen-base heads on cached base outputs
-INITS = ("bert", "random", "pretrained")
+INITS = ("bert", "random", "pretrained", "mmf")   # mmf: a released MMF checkpoint (start_from)
 REGION_MASK_PROBABILITY = 0.15     # ViLBERT's masked-region modelling (Lu et al. 2019)
 
 
@@ -54,7 +54,9 @@ class RunSpec:
     mask_probability: float = 0.15  # share of text tokens MLM predicts (pretraining stages)
     frozen_base: bool = False      # only the task head learns
     max_grad_norm: float = 1.0     # gradient clipping; 0: none (the paper's Table A.1)
-    bert_dir: str | None = None    # init "bert" from this BERT folder instead of a parent run
+    # Where a run with no parent run starts: a BERT folder (init "bert", instead of the BERT
+    # stage) or an MMF checkpoint file (init "mmf": the paper's released weights)
+    start_from: str | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -62,12 +64,14 @@ class RunSpec:
             raise ValueError(f"unknown stage {self.stage!r}; expected one of {STAGES}")
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r}; expected one of {INITS}")
-        has_start = self.parent is not None or (self.init == "bert" and self.bert_dir is not None)
+        if self.start_from is not None and (self.init not in ("bert", "mmf") or self.parent is not None):
+            raise ValueError("start_from is where init 'bert' or 'mmf' starts when there is no parent run")
+        if self.init == "mmf" and self.start_from is None:
+            raise ValueError("init 'mmf' needs start_from: the MMF checkpoint file")
+        has_start = self.parent is not None or self.start_from is not None
         if (self.init == "random") == has_start and self.stage != "bert":
             raise ValueError(f"init {self.init!r} {'takes no' if has_start else 'needs a'} parent run"
-                             + (" (or bert_dir)" if self.init == "bert" else ""))
-        if self.bert_dir is not None and (self.init != "bert" or self.parent is not None):
-            raise ValueError("bert_dir is where init 'bert' starts when there is no parent run")
+                             + (" (or start_from)" if self.init == "bert" else ""))
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
         if not 0 < self.mask_probability < 1:
@@ -141,7 +145,10 @@ def build_model(spec: RunSpec, root: DataRoot, parent_dir: Path | None) -> nn.Mo
         model = ForClassification(build_base(spec.arch, cfg), num_labels(spec, root), task,
                                   pooling=mmf_pooling(spec.arch, task))
     if spec.init == "bert":
-        load_bert(model, Path(spec.bert_dir) if spec.bert_dir else parent_dir / "bert")
+        load_bert(model, Path(spec.start_from) if spec.start_from else parent_dir / "bert")
+    elif spec.init == "mmf":
+        from .models.mmf_checkpoint import load_mmf_checkpoint
+        load_mmf_checkpoint(model, Path(spec.start_from))
     elif spec.init == "pretrained":
         load_base_weights(model, parent_dir / "model.safetensors")
     if spec.frozen_base:

@@ -178,8 +178,13 @@ def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_r
             row = {key: k for k, key in enumerate(kept)}
         ids = list(kept)
         todo = set(new)
+        def wanted_name(name: str) -> bool:          # undecodable names go on, to fail below
+            try:
+                return ann.image_key(name, numeric) in todo
+            except ValueError:
+                return True
         for source in sources:
-            for img in read_regions(Path(source)):
+            for img in read_regions(Path(source), wanted_name):
                 try:
                     key = ann.image_key(img.name, numeric)
                 except ValueError as e:

@@ -46,7 +46,11 @@ def _decode(text: str, where: str, field: str, rows: int) -> np.ndarray:
     return flat.reshape(rows, -1)
 
 
-def read_bottom_up_tsv(path: Path) -> Iterator[ImageRegions]:
+def _everything(name: str) -> bool:
+    return True
+
+
+def read_bottom_up_tsv(path: Path, keep=_everything) -> Iterator[ImageRegions]:
     """``image_id, image_w, image_h, num_boxes, boxes, features`` per line, no header,
     base64 float32 arrays (``peteanderson80/bottom-up-attention``'s ``generate_tsv.py``)."""
     csv.field_size_limit(sys.maxsize)
@@ -56,6 +60,8 @@ def read_bottom_up_tsv(path: Path) -> Iterator[ImageRegions]:
             if len(row) != len(TSV_FIELDS):
                 raise ValueError(f"{where}: expected {len(TSV_FIELDS)} tab-separated fields "
                                  f"{TSV_FIELDS}, got {len(row)}")
+            if not keep(row[0]):
+                continue
             try:
                 width, height, num = int(row[1]), int(row[2]), int(row[3])
             except ValueError:
@@ -81,7 +87,7 @@ def _from_dict(item, name: str, where: str) -> ImageRegions:
                         None if cls_prob is None else np.asarray(cls_prob, np.float32), where)
 
 
-def read_mmf_lmdb(path: Path) -> Iterator[ImageRegions]:
+def read_mmf_lmdb(path: Path, keep=_everything) -> Iterator[ImageRegions]:
     """MMF's LMDB: ``b"keys"`` → pickled list of keys; each key → a pickled dict with
     ``features``, ``bbox``, ``image_width``, ``image_height``, ``cls_prob`` (or None).
     The values are pickles: open only files you trust, as with MMF itself."""
@@ -94,6 +100,8 @@ def read_mmf_lmdb(path: Path) -> Iterator[ImageRegions]:
             if raw is None:
                 raise ValueError(f"{path}: no b'keys' entry (not an MMF feature LMDB)")
             for key in pickle.loads(raw):
+                if not keep(key.decode()):
+                    continue
                 where = f"{path}[{key!r}]"
                 value = txn.get(key)
                 if value is None:
@@ -103,10 +111,10 @@ def read_mmf_lmdb(path: Path) -> Iterator[ImageRegions]:
         env.close()
 
 
-def read_npy_folder(path: Path) -> Iterator[ImageRegions]:
+def read_npy_folder(path: Path, keep=_everything) -> Iterator[ImageRegions]:
     """MMF's per-image ``<name>.npy`` (features) beside ``<name>_info.npy`` (a pickled dict)."""
     for feat in sorted(Path(path).glob("*.npy")):
-        if feat.name.endswith("_info.npy"):
+        if feat.name.endswith("_info.npy") or not keep(feat.stem):
             continue
         info_path = feat.with_name(feat.stem + "_info.npy")
         if not info_path.exists():
@@ -115,17 +123,19 @@ def read_npy_folder(path: Path) -> Iterator[ImageRegions]:
         yield _from_dict({**info, "features": np.load(feat)}, feat.stem, str(feat))
 
 
-def read_regions(path: Path) -> Iterator[ImageRegions]:
-    """Any of the three forms, told apart by the path: ``*.tsv``, ``*.lmdb``, a folder of npy."""
+def read_regions(path: Path, keep=_everything) -> Iterator[ImageRegions]:
+    """Any of the three forms, told apart by the path: ``*.tsv``, ``*.lmdb``, a folder of npy.
+    ``keep(name)`` picks images by name before their arrays are decoded (a dataset often
+    needs a part of a large store)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"feature file not found: {path}")
     if path.suffix == ".tsv":
-        return read_bottom_up_tsv(path)
+        return read_bottom_up_tsv(path, keep)
     if path.suffix == ".lmdb" or (path / "data.mdb").exists():
-        return read_mmf_lmdb(path)
+        return read_mmf_lmdb(path, keep)
     if path.is_dir():
-        return read_npy_folder(path)
+        return read_npy_folder(path, keep)
     raise ValueError(f"{path}: not a bottom-up TSV (*.tsv), an MMF LMDB (*.lmdb) or a folder of .npy")
 
 
