@@ -317,15 +317,19 @@ class HeadOnly(nn.Module):
 
 @torch.no_grad()
 def cache_base_outputs(model: nn.Module, data: dict, collators: dict, batch_size: int = 256):
-    """Each split's base outputs, one pass in eval mode: ``(PooledSplit``s, their collators)``."""
-    model.eval()
+    """Each split's base outputs, one pass in eval mode on the device training will use
+    (this process's GPU under torchrun): ``(PooledSplit``s, their collators)``."""
+    device = (torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available()
+              else torch.device("cpu"))
+    model.to(device).eval()
     pooled_data, pooled_collators = {}, {}
     for split, ds in data.items():
         order = [int(ds[i]) for i in range(len(ds))]          # positions → the split's indices
         pooled, targets = [], []
         for start in range(0, len(order), batch_size):
             batch = collators[split](order[start:start + batch_size])
-            pooled.append(model.pool(**{k: batch[k] for k in BASE_INPUTS}))   # (b, width)
+            inputs = {k: batch[k].to(device) for k in BASE_INPUTS}
+            pooled.append(model.pool(**inputs).cpu())         # (b, width)
             targets.append(batch["targets"])
         pooled_data[split] = PooledSplit(torch.cat(pooled), torch.cat(targets))
         pooled_collators[split] = PooledCollator(pooled_data[split])

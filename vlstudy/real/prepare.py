@@ -96,6 +96,8 @@ def prepare(kind: str, splits: dict[str, list], features: list, out: Path, name:
             raise ValueError(f"{kind} {split} ({paths}): record id {dup!r} occurs more than once")
         if not recs:
             raise ValueError(f"{kind} {split} ({paths}): no records")
+        if ann.SPLIT_ALIASES[split] in records:
+            raise ValueError(f"split {split!r} names the study's {ann.SPLIT_ALIASES[split]!r} split twice")
         records[ann.SPLIT_ALIASES[split]] = recs
     numeric = KINDS[kind].numeric_images
     wanted = {r.image_id: (split, r.id) for split, recs in records.items() for r in recs}
