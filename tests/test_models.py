@@ -324,7 +324,8 @@ def test_mmf_checkpoint_loads_with_every_prefix_style(arch, tmp_path):
     report = load_mmf_checkpoint(clf, tmp_path / "zoo.ckpt")
     assert report.new and all(k.startswith("classifier.") for k in report.new)
     finetuned = _mmf_state(arch, cfg, classifier_labels=5)
-    assert load_mmf_checkpoint(clf, finetuned).new == []
+    assert load_mmf_checkpoint(clf, finetuned).new                     # a classifier only on request
+    assert load_mmf_checkpoint(clf, finetuned, classifier=True).new == []
     torch.testing.assert_close(clf.state_dict()["classifier.2.weight"], finetuned["model.classifier.1.weight"])
 
 
@@ -343,3 +344,13 @@ def test_mmf_checkpoint_errors_name_the_weight():
     del broken["model.bert.pooler.dense.weight"]
     with pytest.raises(ValueError, match=r"lacks 1 weight\(s\) of the base, first: model\.bert\.pooler\.dense\.weight"):
         load_mmf_checkpoint(model, broken)
+
+
+def test_mmf_checkpoint_with_pickled_objects_needs_trust(tmp_path):
+    import argparse
+    from vlstudy.models.mmf_checkpoint import read_mmf_checkpoint
+    state = _mmf_state("visual_bert", model_config("tiny"))
+    torch.save({"model": state, "config": argparse.Namespace(lr=5e-5)}, tmp_path / "zoo.pth")
+    with pytest.raises(ValueError, match="trust_pickle=True"):
+        read_mmf_checkpoint(tmp_path / "zoo.pth")
+    assert set(read_mmf_checkpoint(tmp_path / "zoo.pth", trust_pickle=True)) == {k[len("model."):] for k in state}

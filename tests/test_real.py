@@ -276,3 +276,16 @@ def test_study_on_prepared_data_from_a_bert_folder_under_a_launcher(round_trip, 
     assert reg.status(direct) == "finished" and direct.max_grad_norm == 0
     with pytest.raises(ValueError, match="neither a world preset"):
         open_data(str(tmp_path / "nowhere"))
+
+
+def test_runs_on_a_prepared_root_keep_their_ids_when_other_datasets_are_added(round_trip):
+    from vlstudy.train import RunSpec
+    _, official, prepared, manifest, _, _ = round_trip
+    spec = RunSpec("finetune", "visual_bert", "vqa_d", world=str(prepared.folder), init="random")
+    before = spec.id
+    m = manifest["vizwiz"]
+    prepare(m["kind"], {s: [official / p for p in ps] for s, ps in m["splits"].items()},
+            [official / p for p in m["features"]], prepared.folder, "vizwiz_again", store=m["store"],
+            max_regions=m["max_regions"], num_classes=m["num_classes"], log=lambda line: None)
+    assert spec.id == before
+    assert spec.replace(dataset="vizwiz_again").id != spec.replace(dataset="vizwiz").id   # the names differ

@@ -73,8 +73,11 @@ class Recipe:
         unknown = sorted(set(extra) - names)
         if unknown:
             raise ValueError(f"recipe settings {unknown} are not Recipe fields; known: {sorted(names)}")
-        chosen = {k: v for k, v in params.items() if k in names}
-        return cls(**{k: v for k, v in {**chosen, **extra}.items() if v is not None})
+        chosen = {k: v for k, v in params.items() if k in names and v is not None}
+        clash = sorted(k for k in set(chosen) & set(extra) if chosen[k] != extra[k])
+        if clash:
+            raise ValueError(f"recipe settings {clash} are also parameters, with other values")
+        return cls(**{**chosen, **{k: v for k, v in extra.items() if v is not None}})
 
     def schedule(self, steps: int) -> dict:
         return dict(steps=steps, warmup=max(1, int(steps * self.warmup_fraction)),
@@ -103,7 +106,7 @@ class Study:
     def _from_bert(self) -> dict:
         """Where init "bert" starts: the user's BERT folder, or the stand-in BERT stage run."""
         if self.recipe.bert_dir:
-            return dict(init="bert", parent=None, start_from=self.recipe.bert_dir)
+            return dict(init="bert", parent=None, start_from=str(Path(self.recipe.bert_dir).resolve()))
         return dict(init="bert", parent=self.bert().id)
 
     def pretraining(self, arch: str, dataset: str, fraction: float = 1.0, steps: int | None = None,
@@ -123,7 +126,8 @@ class Study:
         if pretraining is None and not released and pretrained_on not in (NO_PRETRAINING, RANDOM_INIT):
             pretraining = self.pretraining(arch, pretrained_on)
         start = (dict(init="pretrained", parent=pretraining.id) if pretraining is not None else
-                 dict(init="mmf", parent=None, start_from=pretrained_on[len(RELEASED):]) if released else
+                 dict(init="mmf", parent=None, start_from=str(Path(pretrained_on[len(RELEASED):]).resolve()))
+                 if released else
                  self._from_bert() if pretrained_on == NO_PRETRAINING else dict(init="random", parent=None))
         return self._spec(stage="finetune", arch=arch, dataset=task, **start, seed=seed,
                           frozen_base=frozen, lr=r.frozen_lr if frozen else r.finetune_lr, beta2=0.999,
@@ -190,7 +194,11 @@ class Study:
         if proc.returncode != 0:
             raise RuntimeError(f"run {spec.id} failed under {self.recipe.launcher!r} "
                                f"(exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-        return self.registry.run(spec)
+        metrics = self.registry.metrics(spec)
+        if metrics is None:
+            raise RuntimeError(f"run {spec.id} exited under {self.recipe.launcher!r} without writing "
+                               f"{self.registry.folder(spec) / 'metrics.json'}")
+        return metrics
 
     def _unfinished_with_parents(self, specs: list[RunSpec]) -> list[RunSpec]:
         """The unfinished runs among ``specs`` and their ancestors, earlier stages first."""

@@ -84,7 +84,7 @@ class RunSpec:
         """Content address: the spec, and what its world and model names resolve to today."""
         from .data.root import data_digest
         resolved = [dataclasses.asdict(self), dataclasses.asdict(model_config(self.model)),
-                    data_digest(self.world), TRAINING_VERSION]
+                    data_digest(self.world, self.dataset), TRAINING_VERSION]
         blob = json.dumps(resolved, sort_keys=True).encode()
         return f"{self.stage}-{self.arch}-{self.dataset}-{hashlib.sha256(blob).hexdigest()[:12]}"
 
@@ -148,7 +148,8 @@ def build_model(spec: RunSpec, root: DataRoot, parent_dir: Path | None) -> nn.Mo
         load_bert(model, Path(spec.start_from) if spec.start_from else parent_dir / "bert")
     elif spec.init == "mmf":
         from .models.mmf_checkpoint import load_mmf_checkpoint
-        load_mmf_checkpoint(model, Path(spec.start_from))
+        load_mmf_checkpoint(model, Path(spec.start_from),
+                            trust_pickle=os.environ.get("VLSTUDY_TRUST_PICKLE") == "1")
     elif spec.init == "pretrained":
         load_base_weights(model, parent_dir / "model.safetensors")
     if spec.frozen_base:

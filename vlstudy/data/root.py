@@ -5,6 +5,7 @@ Both a built synthetic world and prepared real data have this layout (``datasets
 """
 from __future__ import annotations
 
+import functools
 from functools import cached_property
 from pathlib import Path
 
@@ -86,14 +87,28 @@ def open_data(name: str) -> DataRoot:
     return DataRoot(folder)
 
 
-def data_digest(name: str) -> str:
-    """What runs on ``name`` depend on: a world's spec, or a prepared root's dataset and store
-    descriptions (record and image counts; re-preparing with other files changes it)."""
-    import hashlib
+def data_digest(name: str, dataset: str | None = None) -> str:
+    """What a run on ``dataset`` of ``name`` depends on: a world's spec; for a prepared root,
+    that dataset's description and its store's list of images, not the root's other datasets
+    (preparing one more leaves finished runs valid)."""
     from ..world import PRESETS, world_spec
     if name in PRESETS:
         return world_spec(name).digest()
     root = open_data(name)
-    parts = [(p.parent.name, p.read_text()) for p in sorted((root.folder / "datasets").glob("*/dataset.json"))]
-    parts += [(p.parent.name, str(p.stat().st_size)) for p in sorted((root.folder / "stores").glob("*/image_ids.json"))]
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
+    info = root.folder / "datasets" / str(dataset) / "dataset.json"
+    if not info.exists():
+        return _file_digest(root.folder / "datasets")       # e.g. the BERT stage's "corpus"
+    store = root.folder / "stores" / read_info(info.parent).store / "image_ids.json"
+    return _file_digest(info)[:6] + _file_digest(store)[:6]
+
+
+def _file_digest(path: Path) -> str:
+    stat = Path(path).stat()
+    return _digest_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _digest_cached(path: str, mtime_ns: int, size: int) -> str:
+    import hashlib
+    p = Path(path)
+    return hashlib.sha256(p.read_bytes() if p.is_file() else path.encode()).hexdigest()[:12]

@@ -96,15 +96,20 @@ def normalise_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def read_mmf_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """The state dict of an MMF ``.ckpt`` / ``.pth`` (a dict with ``model``, or bare)."""
+def read_mmf_checkpoint(path: Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict of an MMF ``.ckpt`` / ``.pth`` (a dict with ``model``, or bare).
+    Zoo files may pickle their config too; ``trust_pickle`` lets torch unpickle anything
+    (only for files you trust)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:       # zoo files also pickle their config: open only files you trust
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except Exception as e:
+        if trust_pickle:
+            raise
+        raise ValueError(f"{path}: holds more than tensors ({type(e).__name__}); if you trust the file, "
+                         f"load it with trust_pickle=True (VLSTUDY_TRUST_PICKLE=1 for the study)") from None
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: not an MMF checkpoint (expected a state dict, or a dict with 'model')")
@@ -112,13 +117,16 @@ def read_mmf_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def load_mmf_checkpoint(model: nn.Module, checkpoint: Path | dict[str, torch.Tensor]) -> LoadReport:
-    """Copy an MMF VisualBERT / ViLBERT checkpoint into ``model``: the base always; the heads
-    ``model`` has and the checkpoint holds (a zoo pretraining checkpoint has no classifier,
-    which then stays new). MMF's 1601 visual classes put background first; ours last."""
-    state = normalise_keys(checkpoint) if isinstance(checkpoint, dict) else read_mmf_checkpoint(checkpoint)
+def load_mmf_checkpoint(model: nn.Module, checkpoint: Path | dict[str, torch.Tensor],
+                        classifier: bool = False, trust_pickle: bool = False) -> LoadReport:
+    """Copy an MMF VisualBERT / ViLBERT checkpoint into ``model``: the base always, the
+    pretraining heads ``model`` has; a task classifier only with ``classifier`` (its labels
+    must be in MMF's order), as MMF's own finetuning copies only ``model.bert``. MMF's 1601
+    visual classes put background first; ours last."""
+    state = normalise_keys(checkpoint) if isinstance(checkpoint, dict) else \
+        read_mmf_checkpoint(checkpoint, trust_pickle)
     params = dict(model.named_parameters())
-    mapping = mmf_key_map(model)
+    mapping = {o: t for o, t in mmf_key_map(model).items() if classifier or not t.startswith("classifier.")}
     required = {o: t for o, t in mapping.items() if not t.startswith(("cls.", "classifier."))}
     missing = [t for t in required.values() if t not in state]
     if missing:

@@ -104,21 +104,26 @@ def prepare(kind: str, splits: dict[str, list], features: list, out: Path, name:
 
     store_dir = out / "stores" / store
     existing = FeatureStore(store_dir) if (store_dir / "image_ids.json").exists() else None
-    if existing is not None and set(wanted) <= set(existing.image_ids):
-        written = {"images": 0, "feature_mb": 0.0}          # the store has every image already
-    else:       # a new store, or the existing one plus the images it lacks
-        written = _write_store(store_dir, features, wanted, numeric, max_regions, num_classes, existing)
-
+    if existing is not None and (existing.max_regions, existing.num_classes) != (max_regions, num_classes + 1):
+        raise ValueError(f"store {store_dir} has {existing.max_regions} regions and {existing.num_classes} "
+                         f"classes; this dataset asks for {max_regions} and {num_classes + 1}")
+    # the records first (a temporary folder), then the store, then the records into place:
+    # a failure at any point leaves the root as it was
     tmp = out / ".prepare" / name
     shutil.rmtree(tmp, ignore_errors=True)
-    write_records(tmp, records, task=KINDS[kind].task, store=store, source=kind,
-                  **({"label_names": list(ann.SNLI_LABELS)} if kind == "snli_ve" else
-                     {"label_names": list(ann.MMIMDB_GENRES)} if kind == "mmimdb" else {}))
-    final = out / "datasets" / name
-    final.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    shutil.rmtree(out / ".prepare", ignore_errors=True)
+    try:
+        write_records(tmp, records, task=KINDS[kind].task, store=store, source=kind,
+                      **({"label_names": list(ann.SNLI_LABELS)} if kind == "snli_ve" else
+                         {"label_names": list(ann.MMIMDB_GENRES)} if kind == "mmimdb" else {}))
+        if existing is not None and set(wanted) <= set(existing.image_ids):
+            written = {"images": 0, "feature_mb": 0.0}          # the store has every image already
+        else:       # a new store, or the existing one plus the images it lacks
+            written = _write_store(store_dir, features, wanted, numeric, max_regions, num_classes, existing)
+        final = out / "datasets" / name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _swap_in(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
     seconds = time.perf_counter() - started
     n_records = sum(len(r) for r in records.values())
@@ -164,7 +169,8 @@ def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_r
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     kept = list(existing.image_ids) if existing is not None else []
-    new = [i for i in wanted if i not in set(kept)]
+    kept_set = set(kept)
+    new = [i for i in wanted if i not in kept_set]
     try:
         arrays, row, no_cls = None, {}, 0
         if existing is not None:
@@ -214,14 +220,23 @@ def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_r
             arr.flush()
         del arrays
         (tmp / "image_ids.json").write_text(json.dumps(ids))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        _swap_in(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     mb = sum((folder / f"{n}.npy").stat().st_size for n in ("features", "boxes", "cls_prob")) / 2**20
     return {"images": len(new), "feature_mb": round(mb, 1), "cls_prob": not no_cls}
+
+
+def _swap_in(new: Path, final: Path) -> None:
+    """Replace ``final`` by ``new``: the old one is renamed aside first and deleted last, so
+    there is never a moment without one of them on disk."""
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _open_arrays(folder: Path, n: int, regions: int, dim: int, classes: int) -> dict:
