@@ -172,14 +172,12 @@ class Study:
         specs = list(dict.fromkeys(specs))
         todo = self._unfinished_with_parents(specs)
         jobs = min(self.recipe.jobs, len(todo))
-        if self.recipe.launcher:
-            for k, s in enumerate(todo, 1):
-                self._log_run(s, self._launch(s), f"{k}/{len(todo)} ")
-        elif jobs > 1:
+        if jobs > 1 and not self.recipe.launcher:
             self._schedule(todo, jobs)
-        else:
+        else:       # one after the other: under the launcher, or in this process
+            train = self._launch if self.recipe.launcher else self.registry.run
             for k, s in enumerate(todo, 1):
-                self._log_run(s, self.registry.run(s), f"{k}/{len(todo)} ")
+                self._log_run(s, train(s), f"{k}/{len(todo)} ")
         return [self.registry.run(s) for s in specs]     # all finished: read back
 
     def _launch(self, spec: RunSpec) -> dict:

@@ -79,21 +79,24 @@ def write_records(folder: Path, splits: dict[str, list[Record]], task: str, stor
     atomic_write_text(folder / "dataset.json", json.dumps(info, indent=1))
 
 
-def read_records(path: Path) -> list[Record]:
+def iter_jsonl(path: Path, what: str = "records file"):
+    """``(where, object)`` for each non-blank line of a JSON-lines file; ``where`` is
+    ``path:line``, and a malformed line is an error naming it."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"records file not found: {path}")
-    out = []
-    with path.open() as f:
+        raise FileNotFoundError(f"{what} not found: {path}")
+    with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                yield f"{path}:{n}", json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{n}: malformed JSON ({e.msg})") from None
-            out.append(record_from_json(obj, f"{path}:{n}"))
-    return out
+
+
+def read_records(path: Path) -> list[Record]:
+    return [record_from_json(obj, where) for where, obj in iter_jsonl(path)]
 
 
 def read_info(folder: Path) -> DatasetInfo:

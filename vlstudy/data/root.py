@@ -6,6 +6,7 @@ Both a built synthetic world and prepared real data have this layout (``datasets
 from __future__ import annotations
 
 import functools
+import hashlib
 from functools import cached_property
 from pathlib import Path
 
@@ -96,19 +97,19 @@ def data_digest(name: str, dataset: str | None = None) -> str:
         return world_spec(name).digest()
     root = open_data(name)
     info = root.folder / "datasets" / str(dataset) / "dataset.json"
-    if not info.exists():
-        return _file_digest(root.folder / "datasets")       # e.g. the BERT stage's "corpus"
+    if not info.exists():                                   # e.g. the BERT stage's "corpus"
+        return hashlib.sha256(str(root.folder.resolve()).encode()).hexdigest()[:12]
     store = root.folder / "stores" / read_info(info.parent).store / "image_ids.json"
     return _file_digest(info)[:6] + _file_digest(store)[:6]
 
 
 def _file_digest(path: Path) -> str:
+    """A file's content hash, read again only when its size or modification time changes
+    (run ids are asked for often; a real store's image list is tens of MB)."""
     stat = Path(path).stat()
-    return _digest_cached(str(path), stat.st_mtime_ns, stat.st_size)
+    return _content_digest(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=256)
-def _digest_cached(path: str, mtime_ns: int, size: int) -> str:
-    import hashlib
-    p = Path(path)
-    return hashlib.sha256(p.read_bytes() if p.is_file() else path.encode()).hexdigest()[:12]
+def _content_digest(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]

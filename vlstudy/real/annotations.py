@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data.records import Record
+from ..data.records import Record, iter_jsonl
 
 SNLI_LABELS = ("entailment", "neutral", "contradiction")      # MMF's order (0, 1, 2)
 # Arevalo et al.'s 23 MM-IMDB genres, most frequent first (the usual label order)
@@ -164,27 +164,16 @@ def read_vizwiz(path: Path) -> list[Record]:
 def read_snli_ve(path: Path) -> list[Record]:
     """``snli_ve_{train,dev,test}.jsonl``: the hypothesis (``sentence2``) against the image;
     the image is ``Flikr30kID`` ("3416050480.jpg", the original release) or ``Flickr30K_ID``."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"annotation file not found: {path}")
     out = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                e = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: malformed JSON ({err.msg})") from None
-            image = e.get("Flikr30kID", e.get("Flickr30K_ID")) if isinstance(e, dict) else None
-            if image is None:
-                raise ValueError(f"{where}: missing field 'Flikr30kID' (or 'Flickr30K_ID')")
-            label = _get(e, "gold_label", where, str)
-            if label not in SNLI_LABELS:
-                raise ValueError(f"{where}: gold_label {label!r} is not one of {SNLI_LABELS}")
-            out.append(Record(_get(e, "pairID", where, str), image_key(image, numeric=True),
-                              _get(e, "sentence2", where, str), label=SNLI_LABELS.index(label)))
+    for where, e in iter_jsonl(path, "annotation file"):
+        image = e.get("Flikr30kID", e.get("Flickr30K_ID")) if isinstance(e, dict) else None
+        if image is None:
+            raise ValueError(f"{where}: missing field 'Flikr30kID' (or 'Flickr30K_ID')")
+        label = _get(e, "gold_label", where, str)
+        if label not in SNLI_LABELS:
+            raise ValueError(f"{where}: gold_label {label!r} is not one of {SNLI_LABELS}")
+        out.append(Record(_get(e, "pairID", where, str), image_key(image, numeric=True),
+                          _get(e, "sentence2", where, str), label=SNLI_LABELS.index(label)))
     return out
 
 
