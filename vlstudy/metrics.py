@@ -3,10 +3,12 @@
 VQA accuracy follows ``vqaEval.py`` of the official VQA 2.0 tools (the 2021 HEAD version by
 default, the pre-2021 one with ``version="legacy"``), quirks included: see
 ``../shared/notes/formats.md`` §1.4. VizWiz follows the VizWiz API's variant. Multi-label F1
-thresholds probabilities at 0.5 and averages macro-F1 over the real labels only.
+thresholds probabilities at 0.5 and averages macro-F1 over the real labels only. Caption
+quality is COCO's own BLEU-4 and CIDEr(-D) scorers (pycocoevalcap).
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import defaultdict
@@ -77,8 +79,10 @@ def process_digit_article(text: str) -> str:
     return " ".join(CONTRACTIONS.get(w, w) for w in words)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_answer(text: str) -> str:
-    """The full normalisation used for answer vocabularies and soft scores."""
+    """The full normalisation used for answer vocabularies and soft scores (cached: answers
+    repeat, and building a split's soft targets normalises each of its ten per question)."""
     text = text.replace("\n", " ").replace("\t", " ").strip()
     return process_digit_article(process_punctuation(text))
 
@@ -237,3 +241,27 @@ def evaluate_vqa_files(questions: Path, annotations: Path, results: Path,
     return {"overall": pct(list(per_q.values())),
             **{k: {t: pct(v) for t, v in sorted(d.items())} for k, d in by_type.items()},
             "questions": len(per_q)}
+
+
+# --- captions ---------------------------------------------------------------------------
+def caption_words(text: str) -> str:
+    """Lower-cased words without punctuation, what COCO's PTB tokenizer hands its scorers
+    (the tokenizer itself needs Java)."""
+    return " ".join(re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.lower()))
+
+
+def caption_scores(references: dict[str, list[str]], captions: dict[str, str]) -> dict[str, float]:
+    """Corpus BLEU-4 and CIDEr-D (pycocoevalcap, as the COCO caption evaluation computes them)
+    of one caption per image against that image's references, in percent."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    missing = sorted(set(references) - set(captions))
+    if missing or set(captions) - set(references):
+        raise ValueError(f"captions and references cover different images (e.g. {missing[:3]})")
+    if any(not refs for refs in references.values()):
+        raise ValueError("an image has no reference caption")
+    gts = {k: [caption_words(t) for t in refs] for k, refs in references.items()}
+    res = {k: [caption_words(captions[k])] for k in references}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    cider, _ = Cider().compute_score(gts, res)
+    return {"bleu4": 100 * float(bleu[3]), "cider": 100 * float(cider)}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .captioner import generated_folder
 from .paths import atomic_write_text, outputs_root
 from .train import RunSpec, train_run
 
@@ -41,8 +42,9 @@ class Registry:
         done = self.metrics(spec)
         if done is not None:
             return done
-        if spec.parent is not None and not (self.folder(spec.parent) / "metrics.json").exists():
-            raise ValueError(f"run {spec.id} starts from {spec.parent}, which has not finished")
+        for needed in spec.needs:
+            if not (self.folder(needed) / "metrics.json").exists():
+                raise ValueError(f"run {spec.id} needs run {needed}, which has not finished")
         from .data.root import open_data
         folder = self.folder(spec)
         folder.mkdir(parents=True, exist_ok=True)
@@ -51,7 +53,8 @@ class Registry:
             atomic_write_text(folder / "spec.json", json.dumps(spec.__dict__, indent=1))
         started = time.time()
         metrics = train_run(spec, folder, open_data(spec.world),
-                            self.folder(spec.parent) if spec.parent else None, progress)
+                            self.folder(spec.parent) if spec.parent else None, progress,
+                            generated_folder(self.folder(spec.text_from)) if spec.text_from else None)
         metrics["wall_seconds"] = round(time.time() - started, 1)
         if main:
             atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=1))
@@ -77,7 +80,7 @@ class Registry:
             spec = json.loads(spec_path.read_text())
             m_path = spec_path.parent / "metrics.json"
             m = json.loads(m_path.read_text()) if m_path.exists() else {}
-            headline = m.get("test_score", m.get("mlm_loss"))
+            headline = m.get("test_score", m.get("mlm_loss", m.get("cider")))
             rows.append({"run": spec_path.parent.name, "stage": spec["stage"], "arch": spec["arch"],
                          "dataset": spec["dataset"], "init": spec["init"], "frozen": spec["frozen_base"],
                          "seed": spec["seed"], "status": "finished" if m else "unfinished",

@@ -22,6 +22,9 @@ from .train import STAGES, RunSpec
 NO_PRETRAINING = "none"     # direct training from the BERT stage (the paper's "-" rows)
 RANDOM_INIT = "random"      # no BERT either (Supp. C.1)
 RELEASED = "mmf:"           # "mmf:<file>": a released MMF checkpoint (the paper's zoo weights)
+# Pretraining sets of generated text: name → (the dataset whose images are captioned, the
+# captioning set the captioner learns from). CCG (§3.4): CC's images, a COCO captioner.
+GENERATED = {"ccg": ("cc_small", "coco")}
 
 
 FINETUNE_STEPS = {"vqa_d": 600, "vizwiz": 300, "snli_ve": 300, "mmimdb": 300}
@@ -55,6 +58,9 @@ class Recipe:
     max_text_len: int = 32
     long_text_len: int = 48          # MM-IMDB plots (3-5 sentences in the world: 99 % fit)
     max_grad_norm: float = 1.0       # gradient clipping (the paper: none, 0)
+    captioner_steps: int = 600       # the captioner behind CCG (batch_size pairs per update)
+    captioner_lr: float = 1e-3
+    caption_max_len: int = 20        # tokens of a caption, trained and generated (world: ≤ 16)
     # A BERT folder (Hugging Face layout) to start from instead of the stand-in BERT stage:
     # bert-base-uncased for the real data
     bert_dir: str | None = None
@@ -89,6 +95,7 @@ class Study:
         self.recipe, self.registry = recipe, registry or Registry()
         self.log = log if log is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._specs: dict[str, RunSpec] = {}
+        self._pool: ProcessPoolExecutor | None = None     # workers outlive one run_many call
 
     def _spec(self, **kw) -> RunSpec:
         r = self.recipe
@@ -109,10 +116,37 @@ class Study:
             return dict(init="bert", parent=None, start_from=str(Path(self.recipe.bert_dir).resolve()))
         return dict(init="bert", parent=self.bert().id)
 
-    def pretraining(self, arch: str, dataset: str, fraction: float = 1.0, steps: int | None = None,
-                    seed: int = 0) -> RunSpec:
+    def captioner(self, dataset: str = "coco", fraction: float = 1.0, seed: int = 0) -> RunSpec:
+        """The captioning model trained on ``fraction`` of ``dataset``'s pairs."""
         r = self.recipe
+        return self._spec(stage="captioner", arch="captioner", dataset=dataset, init="random",
+                          train_fraction=fraction, lr=r.captioner_lr, beta2=0.999, seed=seed,
+                          max_text_len=r.caption_max_len, **r.schedule(r.captioner_steps))
+
+    def captions(self, images: str, captioner: RunSpec) -> RunSpec:
+        """``captioner``'s captions of the train and val images of ``images`` (a dataset)."""
+        return self._spec(stage="captions", arch="captioner", dataset=images, init="pretrained",
+                          parent=captioner.id, steps=0, max_text_len=self.recipe.caption_max_len)
+
+    def generated(self, name: str) -> RunSpec:
+        """The captions run behind a GENERATED pretraining set (e.g. "ccg")."""
+        if name not in GENERATED:
+            raise ValueError(f"unknown generated pretraining set {name!r}; known: {sorted(GENERATED)}")
+        images, captioning_set = GENERATED[name]
+        return self.captions(images, self.captioner(captioning_set))
+
+    def pretraining(self, arch: str, dataset: str, fraction: float = 1.0, steps: int | None = None,
+                    seed: int = 0, text_from: RunSpec | None = None) -> RunSpec:
+        """Pretraining on ``dataset`` (a GENERATED name: its images with generated captions),
+        or on ``dataset``'s images with the captions of the run ``text_from``."""
+        r = self.recipe
+        if dataset in GENERATED:
+            text_from = text_from or self.generated(dataset)
+            dataset = text_from.dataset
+        if text_from is not None and text_from.dataset != dataset:
+            raise ValueError(f"captions run {text_from.id} captions {text_from.dataset!r}, not {dataset!r}")
         return self._spec(stage="pretrain", arch=arch, dataset=dataset, **self._from_bert(),
+                          text_from=text_from.id if text_from else None,
                           train_fraction=fraction, lr=r.pretrain_lr, beta2=0.98, seed=seed,
                           mask_probability=r.mask_probability,
                           max_text_len=r.max_text_len, **r.schedule(steps or r.pretrain_steps))
@@ -122,7 +156,7 @@ class Study:
         """``pretrained_on``: a pretraining dataset, "none" (from BERT), "random", or
         "mmf:<checkpoint file>" (weights released with the paper, MMF's layout)."""
         r = self.recipe
-        released = pretrained_on.startswith(RELEASED)
+        released = pretrained_on.startswith(RELEASED)     # GENERATED names pass to pretraining()
         if pretraining is None and not released and pretrained_on not in (NO_PRETRAINING, RANDOM_INIT):
             pretraining = self.pretraining(arch, pretrained_on)
         start = (dict(init="pretrained", parent=pretraining.id) if pretraining is not None else
@@ -146,15 +180,16 @@ class Study:
 
     # --- running ------------------------------------------------------------------------
     def _log_run(self, spec: RunSpec, metrics: dict, count: str = "") -> None:
-        self.log(f"{RUN_LOG_PREFIX}{count}{spec.stage:8s} {spec.arch:11s} {spec.dataset:8s} seed {spec.seed}"
+        dataset = spec.dataset + ("+generated" if spec.text_from else "")
+        self.log(f"{RUN_LOG_PREFIX}{count}{spec.stage:8s} {spec.arch:11s} {dataset:8s} seed {spec.seed}"
                  f"{' frozen' if spec.frozen_base else ''}: {metrics['wall_seconds']:.0f} s, "
                  + ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()
-                             if k in ("mlm_loss", "region_loss", "test_score")))
+                             if k in ("mlm_loss", "region_loss", "test_score", "bleu4", "cider", "images")))
 
     def run(self, spec: RunSpec) -> dict:
-        """Metrics of ``spec``, running whatever it starts from first."""
-        if spec.parent is not None:
-            self.run(self._specs[spec.parent])
+        """Metrics of ``spec``, running whatever it needs first."""
+        for needed in spec.needs:
+            self.run(self._specs[needed])
         status = self.registry.status(spec)
         metrics = self.registry.run(spec)
         if status != "finished":
@@ -205,8 +240,8 @@ class Study:
         def visit(spec: RunSpec) -> None:
             if spec.id in found or self.registry.status(spec) == "finished":
                 return
-            if spec.parent is not None:
-                visit(self._specs[spec.parent])
+            for needed in spec.needs:
+                visit(self._specs[needed])
             found[spec.id] = spec
         for s in specs:
             visit(s)
@@ -215,11 +250,10 @@ class Study:
     def _schedule(self, todo: list[RunSpec], jobs: int) -> None:
         pending, waiting_on = list(todo), {s.id for s in todo}
         threads = self.recipe.threads_per_job
-        ctx = get_context("spawn")      # forking a process that has run torch is not safe
-        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            running: dict = {}
+        pool, running = self._workers(), {}
+        try:
             for k in range(1, len(todo) + 1):
-                ready = [s for s in pending if s.parent not in waiting_on]
+                ready = [s for s in pending if not waiting_on.intersection(s.needs)]
                 for spec in ready[:jobs - len(running)]:
                     alone = not running and len(ready) == 1
                     pending.remove(spec)
@@ -231,6 +265,20 @@ class Study:
                 spec = running.pop(done)
                 self._log_run(spec, done.result(), f"{k}/{len(todo)} ")
                 waiting_on.discard(spec.id)
+        except BaseException:
+            for future in running:
+                future.cancel()
+            self._pool = None               # a failed or interrupted pool is not reused
+            pool.shutdown(wait=True, cancel_futures=True)   # running runs finish (atomically)
+            raise
+
+    def _workers(self) -> ProcessPoolExecutor:
+        """The worker processes, started once per Study: each imports torch and transformers
+        (~10 s of CPU), so notebooks that call ``run_many`` several times reuse them."""
+        if self._pool is None:
+            ctx = get_context("spawn")      # forking a process that has run torch is not safe
+            self._pool = ProcessPoolExecutor(self.recipe.jobs, mp_context=ctx)
+        return self._pool
 
     def finetune_grid(self, archs, pretrained_on, tasks, seeds, frozen: bool = False) -> pd.DataFrame:
         """One row per (arch, pretraining set, task, seed): val and test metrics."""

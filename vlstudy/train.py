@@ -1,8 +1,10 @@
 """Pretraining and finetuning on ``transformers.Trainer``: a run is a function of its spec.
 
-Three stages share one loop: ``bert`` (text-only MLM on the world's corpus, the stand-in
-for bert-base-uncased), ``pretrain`` (MLM for VisualBERT, MLM + masked-region KL for
-ViLBERT) and ``finetune`` (a task head, whole model or frozen base). AdamW with ε 1e-8,
+Four stages share one loop: ``bert`` (text-only MLM on the world's corpus, the stand-in
+for bert-base-uncased), ``captioner`` (the captioning model behind CCG, ``captioner.py``),
+``pretrain`` (MLM for VisualBERT, MLM + masked-region KL for ViLBERT; on a dataset's own
+text, or on captions a ``captions`` run generated for its images) and ``finetune`` (a task
+head, whole model or frozen base). ``captions`` trains nothing: it decodes. AdamW with ε 1e-8,
 linear warmup then cosine decay, evaluation every ``eval_every`` updates on the validation
 split, the best checkpoint kept and, for finetuning, its score on the test split.
 """
@@ -26,7 +28,7 @@ from .models.heads import BASE_INPUTS, mmf_pooling, task_output
 from .models.init import load_bert
 from .models.text_bert import TextBert, export_bert
 
-STAGES = ("bert", "pretrain", "finetune")
+STAGES = ("bert", "captioner", "captions", "pretrain", "finetune")     # the order runs depend on
 # Bump when training code changes what a spec produces: runs are cached by spec.
 TRAINING_VERSION = 4             # 4: fused AdamW; frozen-base heads on cached base outputs
 INITS = ("bert", "random", "pretrained", "mmf")   # mmf: a released MMF checkpoint (start_from)
@@ -35,9 +37,10 @@ REGION_MASK_PROBABILITY = 0.15     # ViLBERT's masked-region modelling (Lu et al
 
 @dataclass(frozen=True)
 class RunSpec:
-    stage: str                     # "bert", "pretrain" or "finetune"
-    arch: str                      # "bert" (BERT stage), "visual_bert" or "vilbert"
+    stage: str                     # one of STAGES
+    arch: str                      # "bert" (BERT stage), "visual_bert", "vilbert" or "captioner"
     dataset: str                   # "corpus" for the BERT stage; else a dataset of the world
+                                   # (for "captions": the dataset whose images are captioned)
     world: str = "small"           # world preset, or a prepared data root's path (data.root.open_data)
     model: str = "small"           # model config preset
     init: str = "bert"             # "bert" (parent = BERT stage), "pretrained" (parent = pretrain run), "random"
@@ -57,6 +60,9 @@ class RunSpec:
     # Where a run with no parent run starts: a BERT folder (init "bert", instead of the BERT
     # stage) or an MMF checkpoint file (init "mmf": the paper's released weights)
     start_from: str | None = None
+    # Pretraining on generated text: the "captions" run whose captions of this dataset's
+    # images replace its own text (CCG: CC's images, COCO-like captions)
+    text_from: str | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -78,6 +84,19 @@ class RunSpec:
             raise ValueError(f"mask_probability must be in (0, 1), got {self.mask_probability}")
         if self.frozen_base and self.stage != "finetune":
             raise ValueError("only finetuning can freeze the base")
+        if self.text_from is not None and self.stage != "pretrain":
+            raise ValueError("only pretraining reads generated text (text_from)")
+        if (self.arch == "captioner") != (self.stage in ("captioner", "captions")):
+            raise ValueError(f"stage {self.stage!r} and arch {self.arch!r} do not go together: the "
+                             "captioner and captions stages, and only they, use arch 'captioner'")
+        if self.stage == "captions" and (self.init != "pretrained" or self.parent is None):
+            raise ValueError("a captions run decodes with a trained captioner: init 'pretrained', "
+                             "parent = the captioner run")
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Runs that must finish first: the one it starts from, the one its text comes from."""
+        return tuple(r for r in (self.parent, self.text_from) if r is not None)
 
     @property
     def id(self) -> str:
@@ -101,14 +120,18 @@ def _subset(dataset, fraction: float, seed: int):
     return torch.utils.data.Subset(dataset, keep.tolist())
 
 
-def datasets_for(spec: RunSpec, root: DataRoot) -> dict[str, torch.utils.data.Dataset]:
+def datasets_for(spec: RunSpec, root: DataRoot, text_dir: Path | None = None) -> dict[str, torch.utils.data.Dataset]:
+    """The run's splits; ``text_dir``: the generated dataset that replaces the text (text_from)."""
     if spec.stage == "bert":
         lines = root.corpus_path.read_text().splitlines()
         n_val = max(1, len(lines) // 20)
         return {"train": TextDataset(lines[:-n_val], root.tokenizer, spec.max_text_len),
                 "val": TextDataset(lines[-n_val:], root.tokenizer, spec.max_text_len)}
-    splits = ("train", "val") if spec.stage == "pretrain" else ("train", "val", "test")
-    out = {s: root.split(spec.dataset, s, spec.max_text_len) for s in splits}
+    splits = ("train", "val", "test") if spec.stage == "finetune" else ("train", "val")
+    if text_dir is not None:
+        out = {s: root.generated_split(text_dir, s, spec.dataset, spec.max_text_len) for s in splits}
+    else:
+        out = {s: root.split(spec.dataset, s, spec.max_text_len) for s in splits}
     out["train"] = _subset(out["train"], spec.train_fraction, spec.seed)
     return out
 
@@ -138,6 +161,9 @@ def build_model(spec: RunSpec, root: DataRoot, parent_dir: Path | None) -> nn.Mo
                          f"{cfg.max_positions} positions (config {spec.model!r})")
     if spec.stage == "bert":
         return ForPretraining(TextBert(cfg), region_head=False)
+    if spec.stage == "captioner":
+        from .captioner import build_captioner
+        return build_captioner(cfg, root.tokenizer)        # init "random": no BERT in it
     if spec.stage == "pretrain":
         model = ForPretraining(build_base(spec.arch, cfg), region_head=spec.arch == "vilbert")
     else:
@@ -201,56 +227,46 @@ def pretraining_losses(model: nn.Module, dataset, collator, batch_size: int = 25
 
 # --- the loop -----------------------------------------------------------------------------
 def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | None,
-              progress: bool = False) -> dict:
-    """Train ``spec`` in ``folder`` (resuming from its last checkpoint) and return its metrics."""
-    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+              progress: bool = False, text_dir: Path | None = None) -> dict:
+    """Train ``spec`` in ``folder`` (resuming from its last checkpoint) and return its metrics.
+    ``text_dir``: the generated dataset a pretraining reads instead of its own text."""
+    from transformers import set_seed
 
     set_seed(spec.seed)
-    data = datasets_for(spec, root)
+    if spec.stage == "captions":
+        return caption_run(spec, folder, root, parent_dir)
+    data = datasets_for(spec, root, text_dir)
     model = build_model(spec, root, parent_dir)
     tok = root.tokenizer
-    pretraining = spec.stage != "finetune"        # masked objectives; no task head
-    collators = {split: VLCollator(_base_dataset(ds), tok.mask_token_id, len(tok),
-                                   spec.mask_probability if pretraining else 0.0,
-                                   REGION_MASK_PROBABILITY if pretraining and spec.arch == "vilbert" else 0.0,
-                                   seed=spec.seed)
+    masked = spec.stage in ("bert", "pretrain")              # masked objectives
+    if spec.stage == "captioner":
+        from .captioner import CaptionCollator as Collator
+    else:
+        Collator = VLCollator
+    collators = {split: Collator(_base_dataset(ds), tok.mask_token_id, len(tok),
+                                 spec.mask_probability if masked else 0.0,
+                                 REGION_MASK_PROBABILITY if masked and spec.arch == "vilbert" else 0.0,
+                                 seed=spec.seed)
                  for split, ds in data.items()}
 
-    task = None if pretraining else root.info(spec.dataset).task
+    finetuning = spec.stage == "finetune"                   # a task head, scored; else a loss
+    task = root.info(spec.dataset).task if finetuning else None
     trained = model
     if spec.frozen_base and _deterministic(model.base.cfg):
         data, collators = cache_base_outputs(model, data, collators)
         trained = HeadOnly(model)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))     # > 1 under torchrun (DDP)
-    if spec.batch_size % world_size:
-        raise ValueError(f"batch size {spec.batch_size} does not split over {world_size} processes")
-    args = TrainingArguments(
-        output_dir=str(folder / "trainer"), max_steps=spec.steps,
-        per_device_train_batch_size=spec.batch_size // world_size,
-        ddp_backend="gloo" if world_size > 1 and not torch.cuda.is_available() else None,
-        per_device_eval_batch_size=256, learning_rate=spec.lr, warmup_steps=spec.warmup,
-        lr_scheduler_type="cosine", adam_beta1=0.9, adam_beta2=spec.beta2, adam_epsilon=1e-8,
-        weight_decay=spec.weight_decay, eval_strategy="steps", eval_steps=spec.eval_every,
-        save_strategy="steps", save_steps=spec.eval_every, save_total_limit=2, load_best_model_at_end=True,
-        metric_for_best_model="loss" if pretraining else "score", greater_is_better=not pretraining,
-        prediction_loss_only=pretraining, label_names=["mlm_labels"] if pretraining else ["targets"],
-        logging_steps=max(1, spec.eval_every // 2), report_to=["tensorboard"], seed=spec.seed,
-        data_seed=spec.seed, max_grad_norm=spec.max_grad_norm, remove_unused_columns=False, dataloader_pin_memory=False, use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=not progress, save_only_model=False, optim=_optimizer_name())
-    trainer = Trainer(model=trained, args=args, train_dataset=_IndexDataset(data["train"]),
-                      eval_dataset=_IndexDataset(data["val"]),
-                      data_collator=_SplitCollator(*collators.values()),
-                      compute_metrics=None if pretraining else
-                      (lambda p: task_score(task, p.predictions, p.label_ids)))
-    if not progress:
-        trainer.remove_callback(PrinterCallback)
-    last = last_checkpoint(folder / "trainer")
-    trainer.train(resume_from_checkpoint=str(last) if last else None)
+    trainer = _fit(spec, folder, trained, data, collators, progress,
+                   label_names={"finetune": ["targets"], "captioner": ["labels"]}.get(spec.stage, ["mlm_labels"]),
+                   compute_metrics=(lambda p: task_score(task, p.predictions, p.label_ids)) if finetuning else None)
     state = trainer.state
     metrics = {"best_step": _best_step(state), "train_seconds": round(sum(
         h.get("train_runtime", 0) for h in state.log_history), 1)}
-    if pretraining:
+    if masked:
         metrics.update(pretraining_losses(model, _base_dataset(data["val"]), collators["val"]))
+    elif spec.stage == "captioner":
+        from .captioner import caption_quality
+        metrics["caption_loss"] = trainer.evaluate()["eval_loss"]      # the best checkpoint's
+        metrics.update(caption_quality(model, root, spec.dataset, "test", spec.max_text_len))
     else:
         val = trainer.evaluate()                       # the best checkpoint, reloaded
         metrics.update({k.replace("eval_", "val_"): v for k, v in val.items()
@@ -262,6 +278,70 @@ def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | No
         if spec.stage == "bert":
             export_bert(model, folder / "bert")
     return metrics
+
+
+def _fit(spec: RunSpec, folder: Path, model: nn.Module, data: dict, collators: dict, progress: bool,
+         label_names: list[str], compute_metrics=None):
+    """The Trainer of every stage, trained (resumed from the last checkpoint if any) with its
+    best checkpoint loaded: the lowest validation loss, or the best score when there are
+    ``compute_metrics``."""
+    from transformers import PrinterCallback, Trainer, TrainingArguments
+    scored = compute_metrics is not None
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))     # > 1 under torchrun (DDP)
+    if spec.batch_size % world_size:
+        raise ValueError(f"batch size {spec.batch_size} does not split over {world_size} processes")
+    args = TrainingArguments(
+        output_dir=str(folder / "trainer"), max_steps=spec.steps,
+        per_device_train_batch_size=spec.batch_size // world_size,
+        ddp_backend="gloo" if world_size > 1 and not torch.cuda.is_available() else None,
+        per_device_eval_batch_size=256, learning_rate=spec.lr, warmup_steps=spec.warmup,
+        lr_scheduler_type="cosine", adam_beta1=0.9, adam_beta2=spec.beta2, adam_epsilon=1e-8,
+        weight_decay=spec.weight_decay, eval_strategy="steps", eval_steps=spec.eval_every,
+        save_strategy="steps", save_steps=spec.eval_every, save_total_limit=2, load_best_model_at_end=True,
+        metric_for_best_model="score" if scored else "loss", greater_is_better=scored,
+        prediction_loss_only=not scored, label_names=label_names,
+        logging_steps=max(1, spec.eval_every // 2), report_to=["tensorboard"], seed=spec.seed,
+        data_seed=spec.seed, max_grad_norm=spec.max_grad_norm, remove_unused_columns=False, dataloader_pin_memory=False, use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=not progress, save_only_model=False, optim=_optimizer_name())
+    trainer = Trainer(model=model, args=args, train_dataset=_IndexDataset(data["train"]),
+                      eval_dataset=_IndexDataset(data["val"]),
+                      data_collator=_SplitCollator(*collators.values()), compute_metrics=compute_metrics)
+    if not progress:
+        trainer.remove_callback(PrinterCallback)
+    last = last_checkpoint(folder / "trainer")
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
+    return trainer
+
+
+def caption_run(spec: RunSpec, folder: Path, root: DataRoot, captioner_dir: Path) -> dict:
+    """A ``captions`` run: the captioner in ``captioner_dir`` captions the train and val images
+    of ``spec.dataset``; the captions become a pretraining dataset in ``folder``."""
+    import shutil
+    import time
+
+    from safetensors.torch import load_model
+
+    from .captioner import (GENERATED_SPLITS, build_captioner, caption_images, generated_folder,
+                            unique_images, write_generated)
+    captioner = RunSpec(**json.loads((captioner_dir / "spec.json").read_text()))
+    cfg = _config(captioner, root)
+    store = root.info(spec.dataset).store
+    if root.store(store).dim != cfg.feature_dim:
+        raise ValueError(f"captioner {captioner.id} reads {cfg.feature_dim}-d regions; the images of "
+                         f"{spec.dataset} (store {store!r}) have {root.store(store).dim}-d features")
+    model = build_captioner(cfg, root.tokenizer)
+    load_model(model, str(captioner_dir / "model.safetensors"))
+    started = time.time()
+    captions = {}
+    for split in GENERATED_SPLITS:
+        images = unique_images(root.records(spec.dataset, split))
+        captions[split] = list(zip(images, caption_images(model, root, store, images, spec.max_text_len)))
+    out, tmp = generated_folder(folder), folder / "dataset.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    summary = write_generated(tmp, root, spec.dataset, captioner.id, captions)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)                                  # whole, or not there
+    return {**summary, "decode_seconds": round(time.time() - started, 1)}
 
 
 def _optimizer_name() -> str:

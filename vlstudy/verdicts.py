@@ -19,7 +19,10 @@ from .paper import table as paper_table
 
 MODEL_NAMES = {"visual_bert": "VisualBERT", "vilbert": "ViLBERT"}
 SOURCE_NAMES = {"none": "none", "random": "random", "coco": "COCO", "vqa_p": "VQA-P", "cc_small": "CC-small",
-                "cc_full": "CC", "ccg": "CCG"}
+                "cc_full": "CC", "ccg": "CCG",
+                # beyond §3.4: CC's images captioned by a captioner that saw a COCO subset;
+                # Flickr-like (SNLI-VE's) images captioned by the COCO captioner
+                "ccg_subset_captioner": "CCG (captioner on a COCO subset)", "flickr_g": "Flickr-G"}
 TASK_NAMES = {"vqa_d": "VQA-D", "vizwiz": "VizWiz", "snli_ve": "SNLI-VE", "mmimdb": "MM-IMDB"}
 # our (task, metric) → the paper tables' column
 PAPER_COLUMNS = {("vqa_d", "test_score"): "vqa_d_acc", ("vizwiz", "test_score"): "vizwiz_acc",
@@ -45,16 +48,19 @@ def summarize(results: pd.DataFrame, metric: str = "test_score") -> pd.DataFrame
     return g.agg(mean="mean", sd="std", n="count").reset_index()
 
 
-def beside_paper(results: pd.DataFrame, paper_name: str) -> pd.DataFrame:
-    """Our mean ± sd next to the paper's number for every cell both have."""
+def beside_paper(results: pd.DataFrame, paper_name: str, paper_sources: dict | None = None) -> pd.DataFrame:
+    """Our mean ± sd next to the paper's number for every cell both have. ``paper_sources``:
+    our source → the paper table's name where they differ (Table D.1 calls CC-small "CC")."""
     paper = paper_table(paper_name)
+    renamed = {SOURCE_NAMES[k]: v for k, v in (paper_sources or {}).items()}
     rows = []
     for (task, metric), column in PAPER_COLUMNS.items():
         if metric not in results or task not in set(results["task"]):
             continue
         for _, r in summarize(results[results["task"] == task], metric).iterrows():
+            ours = SOURCE_NAMES[r["pretrained_on"]]
             match = paper[(paper["model"] == MODEL_NAMES[r["arch"]])
-                          & (paper["pretrained_on"] == SOURCE_NAMES[r["pretrained_on"]])]
+                          & (paper["pretrained_on"] == renamed.get(ours, ours))]
             rows.append({"model": MODEL_NAMES[r["arch"]], "pretrained on": SOURCE_NAMES[r["pretrained_on"]],
                          "task": TASK_NAMES[task] + (" macro-F1" if metric == "test_macro_f1" else ""),
                          "ours": f"{r['mean']:.2f} ± {0 if math.isnan(r['sd']) else r['sd']:.2f}",
@@ -192,7 +198,26 @@ def _checkpoint_claims(archs, checkpoints=(), task="vqa_d") -> dict[str, list[Co
             "C23": [Comparison(m, task, b + "|frozen", a + "|frozen") for m in archs for a, b in pairs]}
 
 
-CLAIM_SETS = {"table1": _table1_claims, "size": _size_claims, "frozen": _frozen_claims,
+def _synthetic_claims(archs, fractions=(), task="vqa_d") -> dict[str, list[Comparison]]:
+    """§3.4 and Table D.1. Sources: "ccg", "cc_small", "coco", "vqa_p" (whole finetuning);
+    the size sweep's "ccg@<fraction>" for the ``fractions`` swept."""
+    out = {
+        "C16": [Comparison(m, task, "ccg", "cc_small") for m in archs],
+        "C17": [Comparison(m, task, s, "ccg") for m in archs for s in ("coco", "vqa_p")],
+        "C18": [Comparison(m, task, f"ccg@{max(fractions):g}", f"ccg@{min(fractions):g}") for m in archs]
+        if len(fractions) > 1 else [],
+        "C20": [Comparison(m, t, "cc_small", "ccg", "not_greater") for m in archs for t in ("vizwiz", "snli_ve")],
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+def _synthetic_distance_claims(archs, task="vqa_d") -> dict[str, list[Comparison]]:
+    """Fig. 5 / C.3 on per-run mean distances: larger on CC's side means CCG's stayed closer."""
+    return {"C19": [Comparison(m, task, "cc_small", "ccg", metric=d) for m in archs for d in ("l1", "angular")]}
+
+
+CLAIM_SETS = {"synthetic": _synthetic_claims, "synthetic_distances": _synthetic_distance_claims,
+              "table1": _table1_claims, "size": _size_claims, "frozen": _frozen_claims,
               "distances": _distance_claims, "models": _model_claims, "checkpoints": _checkpoint_claims}
 
 

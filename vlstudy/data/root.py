@@ -74,6 +74,15 @@ class DataRoot:
         return VLDataset(self._dataset_dir(name), split, self.tokenizer, self.store(info.store),
                          max_text_len, answer_vocab, limit)
 
+    def generated_split(self, folder: Path, split: str, images_from: str, max_text_len: int = 32) -> VLDataset:
+        """A split of a generated dataset (a ``captions`` run's: new text for the images of
+        ``images_from``), read with this root's tokenizer and store."""
+        info, expected = read_info(Path(folder)), self.info(images_from).store
+        if info.store != expected:
+            raise ValueError(f"generated dataset {folder} is on store {info.store!r}, but the images "
+                             f"of {images_from!r} are on {expected!r}")
+        return VLDataset(Path(folder), split, self.tokenizer, self.store(info.store), max_text_len)
+
 
 def open_data(name: str) -> DataRoot:
     """A data root by name: a synthetic world preset ("smoke", "small", "full"), built on first

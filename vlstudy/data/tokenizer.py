@@ -5,6 +5,8 @@ tokenizer folder, so ``load_tokenizer`` takes this folder or any real BERT check
 """
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -27,10 +29,16 @@ def train_tokenizer(corpus: Path, out_dir: Path, vocab_size: int = 2000):
 
 
 def load_tokenizer(path: Path):
-    """A tokenizer from a local folder (the world's, or a real BERT's). Never downloads."""
-    from transformers import AutoTokenizer
-
+    """A tokenizer from a local folder (the world's, or a real BERT's). Never downloads.
+    Loaded once per process and folder state (a study's worker trains many runs)."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer folder not found: {path}")
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(path.iterdir()))
+    return _load_tokenizer(str(path.resolve()), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_tokenizer(path: str, stamp: tuple):
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)

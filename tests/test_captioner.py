@@ -1,0 +1,133 @@
+"""The captioner, the captions it generates (CCG), and pretraining on them: tiny config, smoke world."""
+import json
+
+import pytest
+import torch
+
+from vlstudy.captioner import (CaptionCollator, build_captioner, caption_images, generated_folder,
+                               unique_images)
+from vlstudy.data.batching import VLDataset
+from vlstudy.metrics import caption_scores, caption_words
+from vlstudy.models import model_config
+from vlstudy.registry import Registry
+from vlstudy.study import Recipe, Study
+from vlstudy.train import RunSpec
+
+TINY = dict(world="smoke", model="tiny", batch_size=16, finetune_batch_size=16, bert_steps=10,
+            pretrain_steps=10, finetune_steps=10, captioner_steps=20, evals_per_run=2, max_text_len=24,
+            caption_max_len=24)
+
+
+def _tiny_captioner(world, seed=0):
+    torch.manual_seed(seed)
+    cfg = model_config("tiny", vocab_size=len(world.tokenizer), feature_dim=world.store("coco").dim)
+    return build_captioner(cfg, world.tokenizer)
+
+
+def _coco_batch(world, n):
+    ds = VLDataset(world.folder / "datasets" / "coco", "train", world.tokenizer, world.store("coco"), 24)
+    picked = list(range(0, 5 * n, 5))                       # one caption each of n images
+    return ds, picked, CaptionCollator(ds)(picked)
+
+
+def test_captioner_overfits_a_handful_and_reproduces_them(smoke_world):
+    model = _tiny_captioner(smoke_world)
+    ds, picked, batch = _coco_batch(smoke_world, 4)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(300):
+        loss = model(**batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+    images = [ds.records[i].image_id for i in picked]
+    generated = caption_images(model, smoke_world, "coco", images, max_length=24)
+    assert [caption_words(g) for g in generated] == [caption_words(ds.records[i].text) for i in picked]
+
+
+def test_beam_search_is_deterministic(smoke_world):
+    ds, picked, batch = _coco_batch(smoke_world, 6)
+    first, again = _tiny_captioner(smoke_world), _tiny_captioner(smoke_world)
+    args = (batch["features"], batch["boxes"], batch["region_mask"])
+    ids = first.generate(*args, max_length=12)
+    assert ids.shape[0] == 6 and (ids[:, 0] == smoke_world.tokenizer.cls_token_id).all()
+    assert torch.equal(ids, first.generate(*args, max_length=12))
+    assert torch.equal(ids, again.generate(*args, max_length=12))       # same seed, same weights
+    sampled = first.generate(*args, max_length=12, num_beams=1, do_sample=True, top_k=0)
+    assert sampled.shape[0] == 6
+
+
+def test_caption_scores_follow_coco_scorers():
+    refs = {"1": ["A dog sits on the grass.", "a brown dog on green grass"],
+            "2": ["a red bus on the street", "a bus drives down a street"]}
+    perfect = caption_scores(refs, {"1": "a dog sits on the grass", "2": "a red bus on the street"})
+    worse = caption_scores(refs, {"1": "a red bus on the street", "2": "a dog sits on the grass"})
+    assert perfect["bleu4"] == pytest.approx(100, abs=1e-3)
+    assert perfect["cider"] > worse["cider"] >= 0 and perfect["bleu4"] > worse["bleu4"]
+    with pytest.raises(ValueError, match="different images"):
+        caption_scores(refs, {"1": "a dog"})
+    assert caption_words("A dog's ball, red!") == "a dog's ball red"
+
+
+@pytest.fixture(scope="module")
+def ccg(smoke_world, tmp_path_factory):
+    """Captioner on COCO → captions of CC's images → VisualBERT pretrained on them."""
+    study = Study(Recipe(**TINY), Registry(tmp_path_factory.mktemp("runs")), log=lambda _: None)
+    pre = study.pretraining("visual_bert", "ccg")
+    study.run_many([pre])
+    return study, pre
+
+
+def test_ccg_keeps_cc_images_and_replaces_the_text(ccg, smoke_world):
+    study, pre = ccg
+    captions = study._specs[pre.text_from]
+    captioner = study._specs[captions.parent]
+    assert (captioner.stage, captioner.dataset, captions.dataset, pre.dataset) == (
+        "captioner", "coco", "cc_small", "cc_small")
+    cap_metrics = study.registry.metrics(captioner)
+    assert {"caption_loss", "bleu4", "cider"} <= set(cap_metrics)
+    folder = generated_folder(study.registry.folder(captions))
+    info = json.loads((folder / "dataset.json").read_text())
+    assert info["store"] == smoke_world.info("cc_small").store and info["task"] == "pretraining"
+    for split in ("train", "val"):
+        cc = smoke_world.records("cc_small", split)
+        generated = smoke_world.generated_split(folder, split, "cc_small")
+        assert [r.image_id for r in generated.records] == unique_images(cc)       # same images, in order
+        assert (generated.rows == smoke_world.store("cc").index_of(unique_images(cc))).all()
+        originals = {r.image_id: r.text for r in cc}
+        assert all(r.text != originals[r.image_id] for r in generated.records)    # new text
+    # the captions are what the captioner makes of those images (decoding is deterministic)
+    from safetensors.torch import load_model
+    model = _tiny_captioner(smoke_world)
+    load_model(model, str(study.registry.folder(captioner) / "model.safetensors"))
+    val = smoke_world.generated_split(folder, "val", "cc_small")
+    again = caption_images(model, smoke_world, "cc", [r.image_id for r in val.records], max_length=24)
+    assert again == [r.text for r in val.records]
+    assert study.registry.metrics(pre)["mlm_loss"] > 0
+
+
+def test_pretraining_on_generated_text_waits_for_it(ccg, tmp_path):
+    study, pre = ccg
+    fresh = Study(study.recipe, Registry(tmp_path))
+    order = [s.stage for s in fresh._unfinished_with_parents([fresh.finetuning("visual_bert", "vqa_d", "ccg")])]
+    assert order == ["bert", "captioner", "captions", "pretrain", "finetune"]
+    with pytest.raises(ValueError, match="has not finished"):
+        Registry(tmp_path).run(pre)
+
+
+def test_generated_text_specs_are_checked(ccg):
+    study, pre = ccg
+    with pytest.raises(ValueError, match="only pretraining"):
+        RunSpec("finetune", "visual_bert", "vqa_d", init="random", text_from=pre.text_from)
+    with pytest.raises(ValueError, match="do not go together"):
+        RunSpec("captioner", "visual_bert", "coco", init="random")
+    with pytest.raises(ValueError, match="decodes with a trained captioner"):
+        RunSpec("captions", "captioner", "cc_small", init="random")
+    with pytest.raises(ValueError, match="captions 'cc_small', not 'coco'"):
+        study.pretraining("visual_bert", "coco", text_from=study._specs[pre.text_from])
+    with pytest.raises(ValueError, match="are on"):
+        study.registry  # noqa: B018
+        from vlstudy.world import open_world
+        world = open_world("smoke")
+        world.generated_split(generated_folder(study.registry.folder(pre.text_from)), "train", "vqa_d")
