@@ -17,6 +17,7 @@ Two run stages use it (``train.STAGES``):
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,11 @@ from .data.batching import VLCollator
 from .data.records import Record, write_records
 from .data.root import DataRoot
 from .models.config import ModelConfig
+from .paths import atomic_write_text
 
 CAPTION_BEAMS = 3                # beam width of the captions stage (and of the quality metrics)
+# Enters the ids of captioner and captions runs: change it when decoding changes
+DECODING = f"beam{CAPTION_BEAMS}, no early stopping"
 GENERATED_DIR = "dataset"        # where a captions run writes its dataset
 GENERATED_SPLITS = ("train", "val")
 
@@ -101,14 +105,15 @@ def caption_images(model: Captioner, root: DataRoot, store_name: str, image_ids:
     """One caption per image (beam search unless ``decoding`` says otherwise), as text."""
     store, tok = root.store(store_name), root.tokenizer
     rows = store.index_of(image_ids, where=f"images to caption ({store_name})")
+    device = next(model.parameters()).device
     model.eval()
     captions = []
     for start in range(0, len(rows), batch_size):
         reg = store.gather(rows[start:start + batch_size])
         n = torch.from_numpy(reg["num_regions"])
         valid = torch.arange(reg["features"].shape[1])[None, :] < n[:, None]
-        ids = model.generate(torch.from_numpy(reg["features"]), torch.from_numpy(reg["boxes"]), valid,
-                             max_length, **decoding)
+        ids = model.generate(torch.from_numpy(reg["features"]).to(device), torch.from_numpy(reg["boxes"]).to(device),
+                             valid.to(device), max_length, **decoding)
         captions += tok.batch_decode(ids, skip_special_tokens=True)
     return [" ".join(c.split()) for c in captions]
 
@@ -134,6 +139,9 @@ def write_generated(folder: Path, root: DataRoot, images_from: str, captioner_id
               for split, pairs in captions.items()}
     write_records(folder, splits, "pretraining", root.info(images_from).store,
                   images_from=images_from, text_from=captioner_id, text_domain="generated")
+    # the folder may be a temporary one: the dataset's name is what it is generated from
+    info = json.loads((Path(folder) / "dataset.json").read_text())
+    atomic_write_text(Path(folder) / "dataset.json", json.dumps({**info, "name": f"{images_from}+generated"}, indent=1))
     texts = [t for pairs in captions.values() for _, t in pairs]
     return {"images": len(texts), "distinct_captions": len(set(texts)),
             "mean_words": sum(len(t.split()) for t in texts) / max(1, len(texts))}

@@ -247,7 +247,7 @@ def evaluate_vqa_files(questions: Path, annotations: Path, results: Path,
 def caption_words(text: str) -> str:
     """Lower-cased words without punctuation, what COCO's PTB tokenizer hands its scorers
     (the tokenizer itself needs Java)."""
-    return " ".join(re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.lower()))
+    return " ".join(re.findall(r"[a-z0-9]+|'[a-z]+", text.lower()))     # "dog's" → "dog 's"
 
 
 def caption_scores(references: dict[str, list[str]], captions: dict[str, str]) -> dict[str, float]:

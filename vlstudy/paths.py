@@ -27,3 +27,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def swap_in_dir(new: Path, final: Path) -> None:
+    """Replace the folder ``final`` by ``new``: the old one is renamed aside first and deleted
+    last, so there is never a moment without one of them on disk."""
+    import shutil
+    old = final.with_name(f"{final.name}.old{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)

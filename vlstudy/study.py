@@ -272,12 +272,24 @@ class Study:
             pool.shutdown(wait=True, cancel_futures=True)   # running runs finish (atomically)
             raise
 
+    def close(self) -> None:
+        """Stop the worker processes (they also stop when the Python process ends)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> "Study":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _workers(self) -> ProcessPoolExecutor:
         """The worker processes, started once per Study: each imports torch and transformers
         (~10 s of CPU), so notebooks that call ``run_many`` several times reuse them."""
         if self._pool is None:
             ctx = get_context("spawn")      # forking a process that has run torch is not safe
-            self._pool = ProcessPoolExecutor(self.recipe.jobs, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(self.recipe.jobs, mp_context=ctx, initializer=_ignore_interrupts)
         return self._pool
 
     def finetune_grid(self, archs, pretrained_on, tasks, seeds, frozen: bool = False) -> pd.DataFrame:
@@ -323,6 +335,13 @@ class Study:
 def _scores(metrics: dict) -> dict:
     """A finished finetuning run's validation and test metrics (what a results row keeps)."""
     return {k: v for k, v in metrics.items() if k.startswith(("val_", "test_"))}
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C (and a kernel's interrupt) to the notebook: it stops handing out
+    runs and waits for the running ones to finish, so none is left half-written."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_in_worker(root: str, spec: RunSpec, threads: int) -> dict:

@@ -104,6 +104,9 @@ class RunSpec:
         from .data.root import data_digest
         resolved = [dataclasses.asdict(self), dataclasses.asdict(model_config(self.model)),
                     data_digest(self.world, self.dataset), TRAINING_VERSION]
+        if self.stage in ("captioner", "captions"):         # how captions are decoded (and scored)
+            from .captioner import DECODING
+            resolved.append(DECODING)
         blob = json.dumps(resolved, sort_keys=True).encode()
         return f"{self.stage}-{self.arch}-{self.dataset}-{hashlib.sha256(blob).hexdigest()[:12]}"
 
@@ -266,7 +269,8 @@ def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | No
     elif spec.stage == "captioner":
         from .captioner import caption_quality
         metrics["caption_loss"] = trainer.evaluate()["eval_loss"]      # the best checkpoint's
-        metrics.update(caption_quality(model, root, spec.dataset, "test", spec.max_text_len))
+        if trainer.is_world_process_zero():
+            metrics.update(caption_quality(model, root, spec.dataset, "test", spec.max_text_len))
     else:
         val = trainer.evaluate()                       # the best checkpoint, reloaded
         metrics.update({k.replace("eval_", "val_"): v for k, v in val.items()
@@ -317,31 +321,34 @@ def caption_run(spec: RunSpec, folder: Path, root: DataRoot, captioner_dir: Path
     """A ``captions`` run: the captioner in ``captioner_dir`` captions the train and val images
     of ``spec.dataset``; the captions become a pretraining dataset in ``folder``."""
     import shutil
-    import time
 
     from safetensors.torch import load_model
 
-    from .captioner import (GENERATED_SPLITS, build_captioner, caption_images, generated_folder,
-                            unique_images, write_generated)
+    from .captioner import GENERATED_SPLITS, caption_images, generated_folder, unique_images, write_generated
+    from .paths import swap_in_dir
+    if int(os.environ.get("RANK", "0")) != 0:
+        return {}                   # under torchrun one process decodes and writes; the others rest
     captioner = RunSpec(**json.loads((captioner_dir / "spec.json").read_text()))
-    cfg = _config(captioner, root)
+    model = build_model(captioner, root, None)
     store = root.info(spec.dataset).store
-    if root.store(store).dim != cfg.feature_dim:
-        raise ValueError(f"captioner {captioner.id} reads {cfg.feature_dim}-d regions; the images of "
-                         f"{spec.dataset} (store {store!r}) have {root.store(store).dim}-d features")
-    model = build_captioner(cfg, root.tokenizer)
+    if root.store(store).dim != model.regions[0].in_features - 5:
+        raise ValueError(f"captioner {captioner.id} reads {model.regions[0].in_features - 5}-d regions; the "
+                         f"images of {spec.dataset} (store {store!r}) have {root.store(store).dim}-d features")
+    if spec.max_text_len > model.decoder.config.n_positions:
+        raise ValueError(f"run {spec.id}: captions of {spec.max_text_len} tokens exceed the captioner's "
+                         f"{model.decoder.config.n_positions} positions")
     load_model(model, str(captioner_dir / "model.safetensors"))
-    started = time.time()
+    if torch.cuda.is_available():
+        model.to(torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))))
     captions = {}
     for split in GENERATED_SPLITS:
         images = unique_images(root.records(spec.dataset, split))
         captions[split] = list(zip(images, caption_images(model, root, store, images, spec.max_text_len)))
-    out, tmp = generated_folder(folder), folder / "dataset.tmp"
+    tmp = folder / f"{generated_folder(folder).name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     summary = write_generated(tmp, root, spec.dataset, captioner.id, captions)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)                                  # whole, or not there
-    return {**summary, "decode_seconds": round(time.time() - started, 1)}
+    swap_in_dir(tmp, generated_folder(folder))        # whole, or not there
+    return summary
 
 
 def _optimizer_name() -> str:

@@ -50,7 +50,8 @@ def summarize(results: pd.DataFrame, metric: str = "test_score") -> pd.DataFrame
 
 def beside_paper(results: pd.DataFrame, paper_name: str, paper_sources: dict | None = None) -> pd.DataFrame:
     """Our mean ± sd next to the paper's number for every cell both have. ``paper_sources``:
-    our source → the paper table's name where they differ (Table D.1 calls CC-small "CC")."""
+    our source → the paper table's row to set beside it, where the names differ (Table D.1 has
+    one CC row, not Table 1's CC-small: our CC-small stands beside it)."""
     paper = paper_table(paper_name)
     renamed = {SOURCE_NAMES[k]: v for k, v in (paper_sources or {}).items()}
     rows = []

@@ -78,9 +78,10 @@ class DataRoot:
         """A split of a generated dataset (a ``captions`` run's: new text for the images of
         ``images_from``), read with this root's tokenizer and store."""
         info, expected = read_info(Path(folder)), self.info(images_from).store
-        if info.store != expected:
-            raise ValueError(f"generated dataset {folder} is on store {info.store!r}, but the images "
-                             f"of {images_from!r} are on {expected!r}")
+        if info.meta.get("images_from") != images_from or info.store != expected:
+            raise ValueError(f"generated dataset {folder} captions the images of "
+                             f"{info.meta.get('images_from')!r} (store {info.store!r}), not those of "
+                             f"{images_from!r} (store {expected!r})")
         return VLDataset(Path(folder), split, self.tokenizer, self.store(info.store), max_text_len)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data.features import FeatureStore
 from ..data.records import Record, write_records
+from ..paths import swap_in_dir
 from . import annotations as ann
 from .regions import VG_CLASSES, read_regions, to_store_rows
 
@@ -121,7 +122,7 @@ def prepare(kind: str, splits: dict[str, list], features: list, out: Path, name:
             written = _write_store(store_dir, features, wanted, numeric, max_regions, num_classes, existing)
         final = out / "datasets" / name
         final.parent.mkdir(parents=True, exist_ok=True)
-        _swap_in(tmp, final)
+        swap_in_dir(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -220,23 +221,12 @@ def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_r
             arr.flush()
         del arrays
         (tmp / "image_ids.json").write_text(json.dumps(ids))
-        _swap_in(tmp, folder)
+        swap_in_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     mb = sum((folder / f"{n}.npy").stat().st_size for n in ("features", "boxes", "cls_prob")) / 2**20
     return {"images": len(new), "feature_mb": round(mb, 1), "cls_prob": not no_cls}
-
-
-def _swap_in(new: Path, final: Path) -> None:
-    """Replace ``final`` by ``new``: the old one is renamed aside first and deleted last, so
-    there is never a moment without one of them on disk."""
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    new.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _open_arrays(folder: Path, n: int, regions: int, dim: int, classes: int) -> dict:
