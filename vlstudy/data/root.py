@@ -101,10 +101,13 @@ def open_data(name: str) -> DataRoot:
 def data_digest(name: str, dataset: str | None = None) -> str:
     """What a run on ``dataset`` of ``name`` depends on: a world's spec; for a prepared root,
     that dataset's description and its store's list of images, not the root's other datasets
-    (preparing one more leaves finished runs valid)."""
+    (preparing one more leaves finished runs valid); for a world's domain point, also the
+    version of the points' generator."""
     from ..world import PRESETS, world_spec
+    from ..world.points import POINTS_VERSION, is_point
     if name in PRESETS:
-        return world_spec(name).digest()
+        digest = world_spec(name).digest()
+        return f"{digest}-p{POINTS_VERSION}" if dataset and is_point(dataset) else digest
     root = open_data(name)
     info = root.folder / "datasets" / str(dataset) / "dataset.json"
     if not info.exists():                                   # e.g. the BERT stage's "corpus"

@@ -32,7 +32,7 @@ from ..data.records import Record, write_records
 from .domains import TEXT_DOMAINS, VISUAL_DOMAINS, genre_prior, poster_priors
 from .ontology import GENRES
 from .text import STATEMENT_LABELS, describe, plot, statement, vizwiz_question, vqa_question
-from .visual import Camera, Scene, sample_scenes
+from .visual import Camera, Scene, VisualDomain, sample_scenes
 
 SPLITS = ("train", "val", "test")
 # Bump when the generator changes what a spec builds: built worlds are cached by digest.
@@ -104,9 +104,11 @@ class _Builder:
         self.camera = Camera(spec.feature_dim, spec.seed)
         self.timings: dict[str, float] = {}
 
-    def store(self, name: str, scenes: list[Scene], domain: str, rng: np.random.Generator) -> list[str]:
+    def store(self, name: str, scenes: list[Scene], domain: str | VisualDomain,
+              rng: np.random.Generator) -> list[str]:
         ids = [f"{name}_{i:07d}" for i in range(len(scenes))]
-        arrays = self.camera.render(scenes, VISUAL_DOMAINS[domain], rng, self.spec.max_regions)
+        domain = VISUAL_DOMAINS[domain] if isinstance(domain, str) else domain
+        arrays = self.camera.render(scenes, domain, rng, self.spec.max_regions)
         write_store(self.out / "stores" / name, ids, **arrays)
         return ids
 
