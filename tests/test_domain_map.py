@@ -32,10 +32,11 @@ def test_axis_fit_recovers_the_axis_that_matters():
     table = fit.table().set_index("axis")
     assert table.loc["textual", "effect across the map"] == pytest.approx(10 * 0.6, abs=0.4)
     assert which_axis(fit).startswith("the textual axis matters more")
+    assert "textual +6" in which_axis(fit) and "(beyond noise)" in which_axis(fit)
     np.testing.assert_allclose(fit.predict(frame), frame["gain"], atol=1.0)
     # noise only: no axis wins
     frame["gain"] = rng.normal(0, 1, len(frame))
-    assert "within noise" in which_axis(axis_fit(frame))
+    assert "not separable" in which_axis(axis_fit(frame)) and "(beyond noise)" not in which_axis(axis_fit(frame))
 
 
 def test_axis_fit_refuses_an_axis_that_does_not_vary():

@@ -85,15 +85,19 @@ def axis_fit(frame: pd.DataFrame, y: str = "gain", axes=AXES) -> AxisFit:
 
 
 def which_axis(fit: AxisFit) -> str:
-    """Plain words: which axis moves the gain more across the map, and whether that is
-    resolved (the two effects differ by more than twice their combined standard error)."""
+    """Plain words: which axis moves the gain more across the map, whether that is resolved
+    (the two effects differ by more than twice their combined standard error) and whether
+    each effect is beyond noise (more than twice its own)."""
     t = fit.table().set_index("axis")
     (big, small) = sorted(t.index, key=lambda a: -abs(t.loc[a, "effect across the map"]))
     diff = abs(t.loc[big, "effect across the map"]) - abs(t.loc[small, "effect across the map"])
     se = math.hypot(t.loc[big, "effect se"], t.loc[small, "effect se"])
-    effects = ", ".join(f"{a} {t.loc[a, 'effect across the map']:+.2f} ± {t.loc[a, 'effect se']:.2f}"
-                        for a in t.index)
+    def effect(a):
+        e, s = t.loc[a, "effect across the map"], t.loc[a, "effect se"]
+        return f"{a} {e:+.2f} ± {s:.2f}" + ("" if math.isnan(s) else " (beyond noise)" if abs(e) > 2 * s
+                                              else " (within noise)")
+    effects = ", ".join(effect(a) for a in t.index)
     verdict = (f"the {big} axis matters more" if diff > 2 * se else
-               f"the {big} axis moves it more, but within noise" if not math.isnan(se) else
+               f"the {big} axis moves it more, but the two effects are not separable" if not math.isnan(se) else
                f"the {big} axis moves it more (no spread to judge it)")
     return f"{verdict} (gain from the far end to the task's end: {effects} points; R² {fit.r2:.2f})"
