@@ -19,6 +19,8 @@ def test_gains_pair_each_run_with_direct_training_of_its_seed_and_mode():
     assert got.to_dict() == {(0, False): 5.0, (1, False): 1.0, (0, True): 6.0}
     with pytest.raises(ValueError, match="no 'none' run"):
         gains(runs[~((runs["seed"] == 0) & runs["frozen"] & (runs["pretrained_on"] == "none"))])
+    with pytest.raises(ValueError, match="more than one 'none' run"):
+        gains(pd.concat([runs, runs[runs["pretrained_on"] == "none"].head(1)]))
 
 
 def test_axis_fit_recovers_the_axis_that_matters():
@@ -39,7 +41,36 @@ def test_axis_fit_recovers_the_axis_that_matters():
     assert "not separable" in which_axis(axis_fit(frame)) and "(beyond noise)" not in which_axis(axis_fit(frame))
 
 
-def test_axis_fit_refuses_an_axis_that_does_not_vary():
+def test_axis_fit_refuses_axes_it_cannot_tell_apart():
     frame = pd.DataFrame({"visual": [0.9, 0.9, 0.9], "textual": [0.1, 0.5, 0.9], "gain": [1, 2, 3]})
-    with pytest.raises(ValueError, match=r"\['visual'\] take one value"):
+    with pytest.raises(ValueError, match=r"\['visual'\] do not vary"):
         axis_fit(frame)
+    frame["visual"] = 2 * frame["textual"]
+    with pytest.raises(ValueError, match="move together"):
+        axis_fit(frame)
+
+
+def test_one_axis_standard_error_is_the_textbook_one():
+    x = np.array([0.1, 0.2, 0.4, 0.5, 0.9, 1.0])
+    y = np.array([1.0, 1.5, 1.9, 3.2, 3.9, 5.1])
+    fit = axis_fit(pd.DataFrame({"textual": x, "gain": y}), axes=["textual"])
+    slope, intercept = np.polyfit(x, y, 1)
+    rss = ((y - (intercept + slope * x)) ** 2).sum()
+    assert fit.slope["textual"] == pytest.approx(slope) and fit.intercept == pytest.approx(intercept)
+    assert fit.se["textual"] == pytest.approx(np.sqrt(rss / (len(x) - 2) / ((x - x.mean()) ** 2).sum()))
+    assert fit.dof == 4
+
+
+def test_seed_offsets_shared_by_a_seeds_runs_are_absorbed():
+    """All gains of a seed share its direct-training run: its noise shifts them together."""
+    rng = np.random.default_rng(1)
+    rows = [{"seed": seed, "visual": v, "textual": t} for seed in range(3) for v in (0.7, 1.0) for t in (0.3, 0.9)]
+    frame = pd.DataFrame(rows)
+    frame["gain"] = 4 * frame["textual"] + frame["seed"].map({0: -3.0, 1: 0.0, 2: 3.0}) + rng.normal(0, 0.05, len(frame))
+    pooled, within = axis_fit(frame), axis_fit(frame, group="seed")
+    assert within.r2 > 0.95 > pooled.r2
+    assert within.se["textual"] < pooled.se["textual"] / 5 and within.dof == len(frame) - 2 - 3
+    assert within.slope["textual"] == pytest.approx(4, abs=0.2)
+    assert within.predict(frame).mean() == pytest.approx(frame["gain"].mean())
+    # three points, one run each: no residual dof, no spread to judge it
+    assert "no spread" in which_axis(axis_fit(frame[frame["seed"] == 0].iloc[:3]))

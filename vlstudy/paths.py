@@ -29,6 +29,18 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def publish_dir(new: Path, final: Path) -> None:
+    """Rename the finished folder ``new`` to ``final``; if another process published ``final``
+    first (a concurrent build of the same thing), keep theirs and delete ``new``."""
+    import shutil
+    try:
+        new.rename(final)
+    except OSError:
+        if not final.exists():
+            raise
+        shutil.rmtree(new)
+
+
 def swap_in_dir(new: Path, final: Path) -> None:
     """Replace the folder ``final`` by ``new``: the old one is renamed aside first and deleted
     last, so there is never a moment without one of them on disk."""

@@ -29,7 +29,10 @@ class DataRoot:
 
     @property
     def datasets(self) -> list[str]:
-        return sorted(p.name for p in (self.folder / "datasets").iterdir() if p.is_dir())
+        """The root's own datasets. Domain points (``world.points``), generated into a world's
+        folder on demand, are found by name but not listed: what a world holds stays the same."""
+        from ..world.points import is_point
+        return sorted(p.name for p in (self.folder / "datasets").iterdir() if p.is_dir() and not is_point(p.name))
 
     def _dataset_dir(self, name: str) -> Path:
         path = self.folder / "datasets" / name
@@ -101,13 +104,10 @@ def open_data(name: str) -> DataRoot:
 def data_digest(name: str, dataset: str | None = None) -> str:
     """What a run on ``dataset`` of ``name`` depends on: a world's spec; for a prepared root,
     that dataset's description and its store's list of images, not the root's other datasets
-    (preparing one more leaves finished runs valid); for a world's domain point, also the
-    version of the points' generator."""
+    (preparing one more leaves finished runs valid)."""
     from ..world import PRESETS, world_spec
-    from ..world.points import POINTS_VERSION, is_point
     if name in PRESETS:
-        digest = world_spec(name).digest()
-        return f"{digest}-p{POINTS_VERSION}" if dataset and is_point(dataset) else digest
+        return world_spec(name).digest()
     root = open_data(name)
     info = root.folder / "datasets" / str(dataset) / "dataset.json"
     if not info.exists():                                   # e.g. the BERT stage's "corpus"

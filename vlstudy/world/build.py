@@ -29,6 +29,7 @@ import numpy as np
 
 from ..data.features import write_store
 from ..data.records import Record, write_records
+from ..paths import publish_dir
 from .domains import TEXT_DOMAINS, VISUAL_DOMAINS, genre_prior, poster_priors
 from .ontology import GENRES
 from .text import STATEMENT_LABELS, describe, plot, statement, vizwiz_question, vqa_question
@@ -275,12 +276,7 @@ def build_world(spec: WorldSpec, root: Path, progress=None) -> Path:
         b.timed("tokenizer", lambda: train_tokenizer(tmp / "vocabulary.txt", tmp / "tokenizer"))
         (tmp / "build_timings.json").write_text(json.dumps(b.timings, indent=1))
         (tmp / "spec.json").write_text(json.dumps(dataclasses.asdict(spec), indent=1))
-        try:
-            tmp.rename(final)
-        except OSError:            # built concurrently by another process: keep theirs
-            if not (final / "spec.json").exists():
-                raise
-            shutil.rmtree(tmp)
+        publish_dir(tmp, final)    # built concurrently by another process: keep theirs
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

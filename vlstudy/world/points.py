@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass
 
 from ..data.records import Record
 from ..data.root import DataRoot
+from ..paths import publish_dir
 from .build import WorldSpec, _Builder, _rng, _split_of
 from .domains import TEXT_DOMAINS, VISUAL_DOMAINS
 from .text import describe, interpolate_text
 from .visual import interpolate_visual, sample_scenes
 
-# Bump when what a point builds changes: run ids on points include it (data.root.data_digest).
+# Bump when what a point builds changes. It is part of every point's name (and so of the
+# ids of runs on it): a new version builds new folders, never reuses an old version's.
 POINTS_VERSION = 1
-PREFIX = "mix_"
+PREFIX = f"mix{POINTS_VERSION}_"
 # Domains a point can lie between (posters' scenes need genres; plots are not pretraining text).
 _NO_POINTS = {"poster", "plots", "broad", "questions"}
 
@@ -54,6 +57,8 @@ class DomainPoint:
             t = getattr(self, field)
             if not 0.0 <= t <= 1.0:
                 raise ValueError(f"domain point: {field} must be in [0, 1], got {t}")
+            if abs(100 * t - round(100 * t)) > 1e-9:     # the name keeps two decimals
+                raise ValueError(f"domain point: {field} {t} has more than two decimals")
 
     @property
     def store_name(self) -> str:
@@ -61,12 +66,13 @@ class DomainPoint:
 
     @property
     def name(self) -> str:
-        """The dataset's name, e.g. ``mix_cc-coco_0.50_alttext-vqa_1.00``."""
+        """The dataset's name, e.g. ``mix1_cc-coco_0.50_alttext-vqa_1.00``."""
         return f"{self.store_name}_{self.textual_from}-{self.textual_to}_{self.textual_t:.2f}"
 
 
 def is_point(dataset: str) -> bool:
-    return dataset.startswith(PREFIX)
+    """A domain point's dataset, of any version of the generator."""
+    return re.match(r"mix\d+_", dataset) is not None
 
 
 def build_point(root: DataRoot, point: DomainPoint) -> str:
@@ -79,8 +85,7 @@ def build_point(root: DataRoot, point: DomainPoint) -> str:
                          f"are generated, so they exist only in the world")
     if (root.folder / "datasets" / point.name / "dataset.json").exists():
         return point.name
-    raw = json.loads(spec_file.read_text())
-    spec = WorldSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    spec = _world_spec(root)
     n = spec.pretraining_pairs
     rng, _ = _rng(spec, f"point-images-{point.store_name}")
     domain = interpolate_visual(VISUAL_DOMAINS[point.visual_from], VISUAL_DOMAINS[point.visual_to],
@@ -103,15 +108,26 @@ def build_point(root: DataRoot, point: DomainPoint) -> str:
         builder.dataset(point.name, "pretraining", point.store_name, records,
                         visual=domain.name, textual=texts.name, point=dataclasses.asdict(point),
                         points_version=POINTS_VERSION)
-        for part in ("stores", "datasets"):
+        for part in ("stores", "datasets"):                       # images first, then their text
             for made in sorted((tmp / part).glob("*")) if (tmp / part).exists() else ():
-                target = root.folder / part / made.name
-                if target.exists():                              # written concurrently: keep theirs
-                    continue
-                made.rename(target)
+                if not (root.folder / part / made.name).exists():
+                    publish_dir(made, root.folder / part / made.name)   # or keep a concurrent build's
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return point.name
+
+
+def _world_spec(root: DataRoot) -> WorldSpec:
+    """The spec the world in ``root`` was built from, checked against the folder's digest."""
+    path = root.folder / "spec.json"
+    try:
+        spec = WorldSpec(**{k: tuple(v) if isinstance(v, list) else v
+                            for k, v in json.loads(path.read_text()).items()})
+    except (TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a world spec ({e})") from None
+    if root.folder.name != f"world-{spec.digest()}":
+        raise ValueError(f"{path} describes world-{spec.digest()}, not the folder {root.folder.name}")
+    return spec
 
 
 def domain_grid(steps: list[float], visual: tuple[str, str], textual: tuple[str, str]) -> list[DomainPoint]:
