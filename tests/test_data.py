@@ -1,5 +1,6 @@
 """The data layer: records, feature stores, tokenizer, answers, batching and masking."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -85,6 +86,27 @@ def test_tokenizer_is_a_bert_tokenizer(smoke_world):
     assert enc["token_type_ids"][-2] == 1 and enc["token_type_ids"][1] == 0
     with pytest.raises(FileNotFoundError):
         load_tokenizer(smoke_world.folder / "nope")
+
+
+def test_tokenizer_vocabulary_is_the_same_in_every_process(smoke_world, tmp_path):
+    """Two builds of a world must number its tokens alike (HF's WordPiece trainer did not: its
+    order followed Rust hash maps, so every fresh world trained differently)."""
+    import subprocess
+    import sys
+    corpus = smoke_world.folder / "vocabulary.txt"
+    code = ("import sys; from vlstudy.data.tokenizer import train_tokenizer; "
+            "train_tokenizer(sys.argv[1], sys.argv[2])")
+    for i, seed in enumerate(("1", "2")):
+        subprocess.run([sys.executable, "-c", code, str(corpus), str(tmp_path / str(i))], check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed})
+    first, second = ((tmp_path / str(i) / "vocab.txt").read_text() for i in (0, 1))
+    assert first == second == (smoke_world.tokenizer_dir / "vocab.txt").read_text()
+    vocab = first.split()
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(set(vocab)) == len(vocab)
+    tok = load_tokenizer(tmp_path / "0")
+    # every word of the world's text is one token; an unseen word falls back to characters
+    assert tok.tokenize("a dog on the grass") == ["a", "dog", "on", "the", "grass"]
+    assert tok.tokenize("dogcat") == ["dog", "##c", "##a", "##t"]
 
 
 def test_masking_statistics():
