@@ -95,11 +95,12 @@ def axis_fit(frame: pd.DataFrame, y: str = "gain", axes=AXES, group: str | None 
     axes = list(axes)
     x, target = frame[axes].to_numpy(float), frame[y].to_numpy(float)
     groups = frame[group].to_numpy() if group else np.zeros(len(frame))
-    flat = [a for a, col in zip(axes, _within(x, groups).T) if np.ptp(col) < 1e-9]
+    demeaned = _within(x, groups)
+    flat = [a for a, col in zip(axes, demeaned.T) if np.ptp(col) < 1e-9]
     if flat:
         raise ValueError(f"axis_fit: {flat} do not vary within {group or 'the rows'}; a grid needs "
                          f"two or more steps on each axis")
-    if np.linalg.matrix_rank(_within(x, groups)) < len(axes):
+    if np.linalg.matrix_rank(demeaned) < len(axes):
         raise ValueError(f"axis_fit: the axes {axes} move together over these points; their effects "
                          f"cannot be separated")
     coef, cov, r2, dof = _least_squares(x, target, groups)

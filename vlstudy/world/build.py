@@ -99,6 +99,11 @@ def _split_of(i: int, n: int, holdout: float) -> str:
     return "val" if n - 2 * k <= i < n - k else "test" if i >= n - k else "train"
 
 
+def image_ids(store: str, n: int) -> list[str]:
+    """The ids of a store's ``n`` images, as the world names them."""
+    return [f"{store}_{i:07d}" for i in range(n)]
+
+
 class _Builder:
     def __init__(self, spec: WorldSpec, out: Path):
         self.spec, self.out = spec, out
@@ -107,7 +112,7 @@ class _Builder:
 
     def store(self, name: str, scenes: list[Scene], domain: str | VisualDomain,
               rng: np.random.Generator) -> list[str]:
-        ids = [f"{name}_{i:07d}" for i in range(len(scenes))]
+        ids = image_ids(name, len(scenes))
         domain = VISUAL_DOMAINS[domain] if isinstance(domain, str) else domain
         arrays = self.camera.render(scenes, domain, rng, self.spec.max_regions)
         write_store(self.out / "stores" / name, ids, **arrays)

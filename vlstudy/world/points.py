@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from ..data.records import Record
 from ..data.root import DataRoot
 from ..paths import publish_dir
-from .build import WorldSpec, _Builder, _rng, _split_of
+from .build import WorldSpec, _Builder, _rng, _split_of, image_ids
 from .domains import TEXT_DOMAINS, VISUAL_DOMAINS
 from .text import describe, interpolate_text
 from .visual import interpolate_visual, sample_scenes
@@ -94,9 +94,8 @@ def build_point(root: DataRoot, point: DomainPoint) -> str:
     tmp = root.folder / f".tmp-{point.name}-{time.time_ns()}"
     try:
         builder = _Builder(spec, tmp)
-        ids = [f"{point.store_name}_{i:07d}" for i in range(n)]
-        store = root.folder / "stores" / point.store_name
-        if not store.exists():
+        ids = image_ids(point.store_name, n)
+        if not (root.folder / "stores" / point.store_name).exists():
             builder.store(point.store_name, scenes, domain, rng)
         texts = interpolate_text(TEXT_DOMAINS[point.textual_from], TEXT_DOMAINS[point.textual_to],
                                  point.textual_t)
@@ -109,9 +108,8 @@ def build_point(root: DataRoot, point: DomainPoint) -> str:
                         visual=domain.name, textual=texts.name, point=dataclasses.asdict(point),
                         points_version=POINTS_VERSION)
         for part in ("stores", "datasets"):                       # images first, then their text
-            for made in sorted((tmp / part).glob("*")) if (tmp / part).exists() else ():
-                if not (root.folder / part / made.name).exists():
-                    publish_dir(made, root.folder / part / made.name)   # or keep a concurrent build's
+            for made in sorted((tmp / part).glob("*")):
+                publish_dir(made, root.folder / part / made.name)     # or keep a concurrent build's
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return point.name
