@@ -114,95 +114,31 @@ def test_run_record_written(tmp_path):
     # the report gathers what the notebooks wrote; a notebook not run says so
     import pandas as pd
     from vlstudy.report import build_report
-    claims = pd.DataFrame([{"claim": "C1", "statement": "in-domain wins", "holding": 3, "comparisons": 4,
-                            "mean difference": 1.5, "verdict": "supported (3 of 4)"}])
+    claims = pd.DataFrame([{"claim": "C1", "section": "3.1", "statement": "in-domain wins", "effect": 1.5,
+                            "low": 0.0497741, "high": 2.9, "unit": "points", "mde": 2.2, "holding": 3,
+                            "comparisons": 4, "decision": "supported", "reason": "pooled effect's interval above 0"}])
     claims.to_csv(tmp_path / "smoke" / "tables" / "domain_match_claims.csv", index=False)
     pd.DataFrame([{"claim": "C1", "comparison": "VQA-D: VisualBERT COCO > VisualBERT CC-small",
-                   "higher side": "54.40 ± 2.41 (6)", "other side": "51.80 ± 1.50 (6)", "difference": 2.6,
-                   "se": 1.16, "outcome": "holds"}]).to_csv(
-        tmp_path / "smoke" / "tables" / "domain_match_comparisons.csv", index=False)
+                   "claimed side": "54.40 ± 2.41 (6)", "other side": "51.80 ± 1.50 (6)", "difference": 2.6,
+                   "low": 0.3, "high": 4.9, "unit": "points", "p": 0.01, "mde": 3.1, "blocks": 6,
+                   "outcome": "holds", "after Holm": "holds", "bootstrap low": 0.8, "bootstrap high": 4.4,
+                   "reason": ""}]).to_csv(tmp_path / "smoke" / "tables" / "domain_match_comparisons.csv", index=False)
     paths = build_report("smoke", tmp_path)
     md, page = paths["markdown"].read_text(), paths["html"].read_text()
     assert "## World tour: the embedded synthetic world" in md
-    world_section, match_section = md.split("## ")[1], md.split("## ")[2]
+    world_section, match_section = md.split("## ")[2], md.split("## ")[3]
     assert "ok in" in world_section and "world_tour_datasets" in world_section
     figures = [line[line.index("](") + 2:-1] for line in md.splitlines() if line.startswith("![")]
     assert figures and all((tmp_path / "smoke" / f).exists() for f in figures)
-    assert "not run" in match_section and "supported (3 of 4)" in match_section
+    assert "not run" in match_section and "3 of 4" in match_section and "supported" in match_section
     assert "Our evidence" in match_section and "54.40 ± 2.41 (6)" in match_section   # shown, not linked
-    assert page.count("data:image/png;base64,") == len(figures) and "supported (3 of 4)" in page
+    assert "[+0.05, +2.90] points" in md and "0.0497741" not in md and "| nan " not in md
+    assert page.count("data:image/png;base64,") == len(figures) and "supported" in page
+    scorecard = md.split("## ")[1]
+    assert scorecard.startswith("Scorecard") and "1 supported, 0 contradicted, 0 undecided, 24 not measured" in scorecard
+    assert "report_forest_domain_match" in scorecard
     with pytest.raises(FileNotFoundError, match="no outputs for profile"):
         build_report("full", tmp_path)
-
-
-def test_claim_verdicts():
-    import pandas as pd
-
-    from vlstudy.verdicts import evaluate_claims
-    rows = [{"arch": "visual_bert", "pretrained_on": p, "task": "mmimdb", "seed": s, "test_score": v + s * 0.1}
-            for p, v in (("none", 70.0), ("coco", 60.0), ("vqa_p", 61.0), ("cc_small", 69.0)) for s in (0, 1, 2)]
-    claims, detail = evaluate_claims(pd.DataFrame(rows), archs=("visual_bert",))
-    c4 = claims.set_index("claim").loc["C4"]
-    assert (c4["comparisons"], c4["holding"], c4["verdict"]) == (3, 3, "supported")
-    none_vs_coco = detail.set_index("comparison").loc["MM-IMDB: VisualBERT none > VisualBERT COCO"]
-    assert (none_vs_coco["higher side"], none_vs_coco["other side"]) == ("70.10 ± 0.10 (3)", "60.10 ± 0.10 (3)")
-    assert claims.set_index("claim").loc["C3", "verdict"] == "not measured"
-    one_seed = pd.DataFrame([r for r in rows if r["seed"] == 0])
-    verdict = evaluate_claims(one_seed, archs=("visual_bert",))[0].set_index("claim").loc["C4", "verdict"]
-    assert verdict == "inconclusive (one seed per cell)"
-    flipped = pd.DataFrame([{**r, "test_score": 140 - r["test_score"]} for r in rows])
-    verdict = evaluate_claims(flipped, archs=("visual_bert",))[0].set_index("claim").loc["C4", "verdict"]
-    assert verdict == "contradicted"
-
-
-def test_size_claim_verdicts():
-    """Fig. 3a's claims on sources named "<dataset>@<fraction>": more data helps (C5), COCO and
-    VQA-P beat CC at every size (C6), all of CC stays below them (C7)."""
-    import pandas as pd
-
-    from vlstudy.verdicts import evaluate_claims
-    base = {"coco": 60.0, "vqa_p": 61.0, "cc_small": 50.0, "cc_full": 55.0}
-    rows = [{"arch": "vilbert", "pretrained_on": f"{d}@{f:g}", "task": "vqa_d", "seed": s,
-             "test_score": base[d] + 5 * f + 0.1 * s}
-            for d in base for f in (0.5, 1.0) for s in (0, 1)]
-    claims, detail = evaluate_claims(pd.DataFrame(rows), "size", ("vilbert",), fractions=(0.5, 1.0))
-    verdicts = claims.set_index("claim")["verdict"].to_dict()
-    assert verdicts == {"C5": "supported", "C6": "supported", "C7": "supported"}
-    assert "ViLBERT CC 100%" in " ".join(detail["comparison"])
-    with pytest.raises(ValueError, match="unknown claim set"):
-        evaluate_claims(pd.DataFrame(rows), "fig9")
-
-
-def test_checkpoint_and_model_claims():
-    """§3.6 on checkpoints ordered by pretraining loss, and C21 over whole and frozen rows."""
-    import pandas as pd
-
-    from vlstudy.verdicts import evaluate_claims, mark_frozen, source_name
-    score = {("coco:300", False): 60, ("coco:600", False): 58, ("coco:300", True): 40, ("coco:600", True): 45}
-    rows = [{"arch": "visual_bert", "pretrained_on": p, "task": "vqa_d", "seed": s, "frozen": f,
-             "test_score": v + 0.2 * s} for (p, f), v in score.items() for s in (0, 1, 2)]
-    claims, detail = evaluate_claims(mark_frozen(pd.DataFrame(rows)), "checkpoints", ["visual_bert"],
-                                     checkpoints=["coco:300", "coco:600"])
-    assert claims.set_index("claim")["verdict"].to_dict() == {"C22": "supported", "C23": "supported"}
-    assert source_name("coco:300|frozen") == "COCO 300 updates (frozen base)"
-    both = [{**r, "arch": a, "pretrained_on": "none", "test_score": r["test_score"] + (5 if a == "visual_bert" else 0)}
-            for r in rows for a in ("visual_bert", "vilbert")]
-    c21 = evaluate_claims(mark_frozen(pd.DataFrame(both)), "models", ["visual_bert", "vilbert"], sources=("none",))[0]
-    assert c21.set_index("claim").loc["C21", "verdict"] == "supported"
-
-
-def test_pretraining_loss_claims():
-    import pandas as pd
-
-    from vlstudy.verdicts import pretraining_loss_claims
-    losses = pd.DataFrame([
-        {"arch": "visual_bert", "sweep": "same updates", "dataset": d, "fraction": 1.0, "mlm_loss": v}
-        for d, v in (("coco", 0.5), ("vqa_p", 0.6), ("cc_small", 1.5))] + [
-        {"arch": "visual_bert", "sweep": "same epochs", "dataset": "cc_full", "fraction": f, "mlm_loss": v}
-        for f, v in ((0.1, 1.6), (0.5, 1.7), (1.0, 1.4))])
-    verdicts = pretraining_loss_claims(losses, ["visual_bert"]).set_index("claim")["verdict"]
-    assert verdicts["C24"] == "supported (one pretraining run per set)"
-    assert verdicts["C25"] == "contradicted (one pretraining run per set)"      # 50 % is worse than 10 %
 
 
 def test_runner_shows_one_line_per_finished_run():

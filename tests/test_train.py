@@ -111,6 +111,54 @@ def test_best_checkpoint_is_best_on_validation(chain):
     assert metrics["finetune"]["val_score"] == pytest.approx(max(evals.values()))
 
 
+def _score_from_predictions(frame) -> float:
+    """A split's score from its per-example rows: the mean score, or micro-F1 from the counts."""
+    if "score" in frame:
+        return 100 * float(frame["score"].mean())
+    tp, fp, fn = (int(frame[k].sum()) for k in ("tp", "fp", "fn"))
+    return 100 * 2 * tp / (2 * tp + fp + fn)
+
+
+@pytest.mark.parametrize("which", ["ft", "frozen", "snli_ve", "mmimdb"])
+def test_predictions_reproduce_the_run_scores(chain, which):
+    """Every finetuning run (VQA-D whole and frozen on cached base outputs, SNLI-VE, MM-IMDB)
+    writes its val and test predictions, one row per record in split order, before
+    metrics.json; they give back the scores it reported."""
+    from vlstudy.world import open_world
+    reg, specs, _, _ = chain
+    spec = specs.get(which) or specs["ft"].replace(dataset=which, steps=10, eval_every=5)
+    metrics = reg.run(spec)
+    root = open_world("smoke")
+    info = root.info(spec.dataset)
+    folder = reg.folder(spec)
+    for split in ("val", "test"):
+        frame = reg.predictions(spec.id if split == "val" else spec, split)
+        records = root.records(spec.dataset, split)
+        assert frame["id"].tolist() == [r.id for r in records]
+        assert _score_from_predictions(frame) == pytest.approx(metrics[f"{split}_score"], abs=1e-6)
+        assert (folder / f"predictions-{split}.jsonl").stat().st_mtime_ns <= (folder / "metrics.json").stat().st_mtime_ns
+        if info.task == "vqa":
+            assert set(frame["prediction"]) <= set(root.answer_vocab(spec.dataset).answers)
+            assert frame["score"].between(0, 1).all()
+        elif info.task == "snli_ve":
+            assert frame["label"].tolist() == [info.label_names[r.label] for r in records]
+            assert frame["score"].tolist() == [float(p == t) for p, t in zip(frame["prediction"], frame["label"])]
+        else:
+            assert "score" not in frame                  # micro-F1 is not a mean over examples
+            assert [sorted(x) for x in frame["labels"]] == [sorted(r.labels) for r in records]
+            for row in frame.itertuples():
+                predicted, true = set(row.prediction), set(row.labels)
+                assert (row.tp, row.fp, row.fn) == (len(predicted & true), len(predicted - true), len(true - predicted))
+
+
+def test_runs_without_predictions_say_which_file(chain):
+    reg, specs, _, _ = chain
+    with pytest.raises(FileNotFoundError, match="predictions-test.jsonl"):
+        reg.predictions(specs["pre"])
+    with pytest.raises(ValueError, match="'train'"):
+        reg.predictions(specs["ft"], "train")
+
+
 def test_same_spec_trains_nothing(chain, monkeypatch):
     reg, specs, metrics, _ = chain
     monkeypatch.setattr(registry_module, "train_run", lambda *a, **k: pytest.fail("retrained"))
@@ -132,6 +180,9 @@ def test_bad_specs():
         RunSpec("distil", "visual_bert", "coco", init="random")
     with pytest.raises(ValueError, match="mask_probability"):
         RunSpec("pretrain", "visual_bert", "coco", init="random", mask_probability=1.5)
+    with pytest.raises(ValueError, match="threads"):
+        RunSpec("pretrain", "visual_bert", "coco", init="random", threads=0)
+    assert bert_spec().replace(threads=2).id != bert_spec().id          # part of what a run is
 
 
 KILL_SCRIPT = """
@@ -215,10 +266,10 @@ def test_runs_side_by_side_start_when_their_parent_has_finished(tmp_path):
     from vlstudy.study import Recipe, Study
     recipe = Recipe(world="smoke", model="tiny", batch_size=16, finetune_batch_size=16, bert_steps=10,
                     pretrain_steps=10, finetune_steps=10, evals_per_run=2, max_text_len=24, jobs=2,
-                    threads_per_job=1)
+                    threads_per_job=1, blocks=1, finetune_seeds=1)
     lines = []
     study = Study(recipe, Registry(tmp_path), log=lines.append)
-    grid = study.finetune_grid(["visual_bert"], ["none", "coco", "vqa_p"], ["vqa_d"], [0])
+    grid = study.finetune_grid(["visual_bert"], ["none", "coco", "vqa_p"], ["vqa_d"])
     assert len(grid) == 3 and grid["test_score"].between(0, 100).all()
     assert len(lines) == 6 and lines[-1].startswith("[run] 6/6 ")       # BERT, 2 pretrainings, 3 finetunings
     table = study.registry.table()

@@ -20,3 +20,39 @@ def save_figure(fig, name: str, out_dir: Path) -> list[Path]:
     fig.savefig(paths[0], bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
     return paths
+
+
+OUTCOME_COLOURS = {"holds": "#1b7837", "reversed": "#b2182b", "fails": "#b2182b", "undecided": "#777777"}
+
+
+def forest(comparisons, title: str = ""):
+    """Every comparison's difference (claimed side − other side) and 95 % interval, one panel
+    per unit. The paper's direction is to the right of 0 (shaded) for every row: each
+    comparison is written with the side the paper claims higher first. Colour: the outcome
+    after Holm."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    units = list(dict.fromkeys(comparisons["unit"]))
+    heights = [max(1, (comparisons["unit"] == u).sum()) for u in units]
+    fig, axes = plt.subplots(len(units), 1, figsize=(8, 0.9 + 0.22 * sum(heights) + 0.5 * len(units)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for ax, unit in zip(axes[:, 0], units):
+        rows = comparisons[comparisons["unit"] == unit].reset_index(drop=True)
+        y = np.arange(len(rows))[::-1]
+        for yi, (_, r) in zip(y, rows.iterrows()):
+            colour = OUTCOME_COLOURS.get(r.get("after Holm", r["outcome"]), "#777777")
+            if r["low"] == r["low"]:                      # not NaN: an interval
+                ax.plot([r["low"], r["high"]], [yi, yi], color=colour, lw=1.5)
+            ax.plot(r["difference"], yi, "o", color=colour, ms=4)
+        ax.axvline(0, color="black", lw=0.8)
+        right = max(1e-9, float(np.nanmax(np.abs(rows[["low", "high", "difference"]].to_numpy(float)))))
+        ax.axvspan(0, right * 1.05, color="#1b7837", alpha=0.06, lw=0)
+        ax.set_yticks(y, [f"{r['claim']} {r['comparison']}" for _, r in rows.iterrows()], fontsize=6)
+        ax.set_xlabel(f"difference ({unit}); paper's direction → (green: holds, red: against, grey: undecided; "
+                      "after Holm)", fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+    if title:
+        axes[0, 0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

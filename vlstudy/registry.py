@@ -2,7 +2,8 @@
 
 A run lives in ``outputs/runs/<id>/``: ``spec.json`` (written first), the Trainer's
 checkpoints and TensorBoard logs under ``trainer/``, the best weights
-(``model.safetensors``; the BERT stage also a BERT-format ``bert/`` folder) and
+(``model.safetensors``; the BERT stage also a BERT-format ``bert/`` folder), a finetuning
+run's per-example predictions (``predictions-val.jsonl``, ``predictions-test.jsonl``) and
 ``metrics.json``, written atomically and last, so a run is finished exactly when its
 metrics exist. Asking again for a finished spec trains nothing; an unfinished one
 resumes from its last checkpoint.
@@ -18,7 +19,7 @@ import pandas as pd
 
 from .captioner import generated_folder
 from .paths import atomic_write_text, outputs_root
-from .train import RunSpec, train_run
+from .train import PREDICTION_SPLITS, RunSpec, predictions_path, train_run
 
 
 class Registry:
@@ -31,6 +32,20 @@ class Registry:
     def metrics(self, spec: RunSpec) -> dict | None:
         path = self.folder(spec) / "metrics.json"
         return json.loads(path.read_text()) if path.exists() else None
+
+    def predictions(self, spec_or_id: RunSpec | str, split: str = "test") -> pd.DataFrame:
+        """A finetuning run's per-example predictions on ``split`` ("val" or "test"): one row
+        per example in the split's order, columns as ``train.prediction_rows`` writes them
+        (``id``, ``prediction``, then ``score``, or ``tp``/``fp``/``fn`` and ``labels``)."""
+        from .data.records import iter_jsonl
+        if split not in PREDICTION_SPLITS:
+            raise ValueError(f"no predictions of split {split!r}; runs keep {PREDICTION_SPLITS}")
+        run = spec_or_id if isinstance(spec_or_id, str) else spec_or_id.id
+        path = predictions_path(self.folder(run), split)
+        if not path.exists():
+            raise FileNotFoundError(f"no {split} predictions of run {run}: {path} does not exist "
+                                    "(finetuning runs write them when they finish)")
+        return pd.DataFrame([row for _, row in iter_jsonl(path, f"{split} predictions of run {run}")])
 
     def status(self, spec: RunSpec) -> str:
         if self.metrics(spec) is not None:

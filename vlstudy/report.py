@@ -1,10 +1,12 @@
 """The study's report: one page gathering every research question's tables, figures and
-the paper's claims with our verdicts, as Markdown and as a self-contained HTML page.
+the paper's claims with our decisions, as Markdown and as a self-contained HTML page.
 
-It reads only what the notebooks wrote under ``outputs/<profile>/``: the run record of each
-executed notebook (``notebooks/*.json``), its tables (``tables/<notebook>_*.csv``) and
-figures (``figures/<notebook>*.png``). A notebook's claims table (``<notebook>_claims.csv``)
-goes first in its section, then the table beside the paper's, then the figures.
+It opens with a scorecard (every claim C1–C25: the paper's statement, our pooled effect
+with its interval, the decision and the effect this budget could detect) and one forest
+plot per notebook of every comparison's interval; the sections follow. It reads only what
+the notebooks wrote under ``outputs/<profile>/``: the run record of each executed notebook
+(``notebooks/*.json``), its tables (``tables/<notebook>_*.csv``) and figures
+(``figures/<notebook>*.png``). Numbers are rounded for reading; the CSVs stay linked.
 """
 from __future__ import annotations
 
@@ -16,15 +18,23 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
+from .paper import claims as paper_claims
 from .paths import atomic_write_text, outputs_root
 from .runner import notebook_paths
 
-CLAIM_COLUMNS = ["claim", "statement", "holding", "comparisons", "mean difference", "verdict"]
+CLAIM_COLUMNS = ["claim", "statement", "effect", "interval", "mde", "holding", "decision", "reason"]
+EVIDENCE_COLUMNS = ["comparison", "claimed side", "other side", "difference", "interval", "p", "mde",
+                    "outcome", "after Holm", "bootstrap interval", "reason"]
 # Tables too long for a page (every run, every weight matrix): linked, not shown.
 LINKED_ONLY = ("_runs", "_examples", "_drift")
+SCORECARD_NOTE = ("effect: the claim's pooled effect (the mean of its comparisons, claimed side minus other "
+                  "side, per block) with its 95 % interval; mde: the effect this budget detects with 80 % power; "
+                  "holding: comparisons that hold after Holm's correction. Decided on blocks (pretraining seeds) "
+                  "with the test set's sampling variance added; see the README, \"Evidence\".")
 EVIDENCE_TITLE = "Our evidence, comparison by comparison"
-EVIDENCE_NOTE = ("each side's mean ± sd over seeds (number of seeds), their difference and its standard "
-                 "error; a comparison holds when the difference exceeds twice its standard error")
+EVIDENCE_NOTE = ("each side's mean ± sd over blocks (number of blocks), the difference with its 95 % t-interval "
+                 "(blocks, paired, plus test sampling), the minimum detectable effect, the outcome alone and after "
+                 "Holm within the claim, and the hierarchical bootstrap's interval for reference")
 
 
 def _title(notebook: Path) -> str:
@@ -48,7 +58,7 @@ def _sections(base: Path) -> list[dict]:
         shown = [t for t in tables if t not in claims + evidence and not t.stem.endswith(LINKED_ONLY)]
         out.append({"name": name, "title": _title(path), "record": record,
                     "claims": pd.read_csv(claims[0]) if claims else None,
-                    "evidence": pd.read_csv(evidence[0]).round(2) if evidence else None,
+                    "evidence": pd.read_csv(evidence[0]) if evidence else None,
                     "tables": [(t, pd.read_csv(t)) for t in shown],
                     "linked": [t for t in tables if t.stem.endswith(LINKED_ONLY)],
                     "figures": sorted((base / "figures").glob(f"{name}*.png"))})
@@ -62,21 +72,112 @@ def _status(record: dict | None) -> str:
         f" (cell {record.get('cell')}: {record.get('error')})" if record["status"] != "ok" else "")
 
 
+def _number(v, digits: int = 2) -> str:
+    """A number for reading: rounded, a dash where there is none."""
+    if v is None or (isinstance(v, float) and (v != v)):
+        return "—"
+    if isinstance(v, (int, float)):
+        return "∞" if v == float("inf") else f"{v:.{digits}f}"
+    return str(v)
+
+
+def _interval(low, high, unit: str = "") -> str:
+    if low != low or high != high:
+        return "—"
+    return f"[{low:+.2f}, {high:+.2f}]" + (f" {unit}" if unit else "")
+
+
 def _claims(df: pd.DataFrame) -> pd.DataFrame:
-    return df[[c for c in CLAIM_COLUMNS if c in df.columns]]
+    """A notebook's claims for reading."""
+    out = pd.DataFrame({
+        "claim": df["claim"], "statement": df["statement"],
+        "effect": [_number(v) for v in df["effect"]],
+        "interval": [_interval(lo, hi, u if isinstance(u, str) else "") for lo, hi, u in zip(df["low"], df["high"], df["unit"])],
+        "mde": [_number(v) for v in df["mde"]],
+        "holding": [f"{h} of {n}" for h, n in zip(df["holding"], df["comparisons"])],
+        "decision": df["decision"], "reason": df["reason"].fillna("")})
+    return out[CLAIM_COLUMNS]
 
 
-def to_markdown(profile: str, sections: list[dict], base: Path) -> str:
-    lines = [f"# vlstudy report: profile `{profile}`", ""]
+def _evidence(df: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "comparison": [f"{c} {x}" for c, x in zip(df["claim"], df["comparison"])],
+        "claimed side": df["claimed side"], "other side": df["other side"],
+        "difference": [_number(v) for v in df["difference"]],
+        "interval": [_interval(lo, hi) for lo, hi in zip(df["low"], df["high"])],
+        "p": [_number(v, 3) for v in df["p"]], "mde": [_number(v) for v in df["mde"]],
+        "outcome": df["outcome"], "after Holm": df["after Holm"].fillna("—"),
+        "bootstrap interval": [_interval(lo, hi) for lo, hi in zip(df["bootstrap low"], df["bootstrap high"])],
+        "reason": df["reason"].fillna("")})
+    return out[EVIDENCE_COLUMNS]
+
+
+def scorecard(sections: list[dict]) -> pd.DataFrame:
+    """Every claim C1–C25 in one table: the paper's statement, our pooled effect with its
+    interval, the decision and the minimum detectable effect. A claim measured by two
+    notebooks (C21) is shown from the one with more comparisons."""
+    found: dict[str, tuple[str, pd.Series]] = {}
+    for s in sections:
+        if s["claims"] is None:
+            continue
+        for _, row in s["claims"].iterrows():
+            held = found.get(row["claim"])
+            if held is None or row["comparisons"] > held[1]["comparisons"]:
+                found[row["claim"]] = (s["name"], row)
+    rows = []
+    for _, c in paper_claims().iterrows():
+        if c["id"] in found:
+            where, r = found[c["id"]]
+            unit = r["unit"] if isinstance(r["unit"], str) else ""
+            rows.append({"claim": c["id"], "the paper says": c["claim"],
+                         "our effect": _number(r["effect"]) + (f" {unit}" if r["effect"] == r["effect"] else ""),
+                         "95 % interval": _interval(r["low"], r["high"]), "decision": r["decision"],
+                         "mde": _number(r["mde"]), "holding": f"{r['holding']} of {r['comparisons']}",
+                         "notebook": where, "reason": r["reason"] if isinstance(r["reason"], str) else ""})
+        else:
+            rows.append({"claim": c["id"], "the paper says": c["claim"], "our effect": "—", "95 % interval": "—",
+                         "decision": "not measured", "mde": "—", "holding": "—", "notebook": "—",
+                         "reason": "no notebook of this profile measured it"})
+    return pd.DataFrame(rows)
+
+
+def _tally(card: pd.DataFrame) -> str:
+    counts = card["decision"].value_counts()
+    return ", ".join(f"{counts.get(d, 0)} {d}" for d in ("supported", "contradicted", "undecided", "not measured"))
+
+
+def forest_figures(sections: list[dict], base: Path) -> list[Path]:
+    """One forest plot per notebook with comparisons, written beside the notebooks' figures."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plots import forest, save_figure, set_theme
+    set_theme()
+    paths = []
+    for s in sections:
+        df = s["evidence"]
+        if df is None or df.empty:
+            continue
+        fig = forest(df, title=s["title"])
+        paths.append(save_figure(fig, f"report_forest_{s['name']}", base / "figures")[0])
+        plt.close(fig)
+    return paths
+
+
+def to_markdown(profile: str, sections: list[dict], base: Path, card: pd.DataFrame, forests: list[Path]) -> str:
+    lines = [f"# vlstudy report: profile `{profile}`", "", "## Scorecard", "", f"*{_tally(card)}.* {SCORECARD_NOTE}", "",
+             card.to_markdown(index=False), ""]
+    lines += [f"![{f.stem}]({f.relative_to(base).as_posix()})" for f in forests] + [""]
     for s in sections:
         lines += [f"## {s['title']}", "", f"*Notebook `{s['name']}`: {_status(s['record'])}.*", ""]
         if s["claims"] is not None:
             lines += ["**The paper's claims, and what our run says**", "",
                       _claims(s["claims"]).to_markdown(index=False), ""]
         if s["evidence"] is not None:
-            lines += [f"**{EVIDENCE_TITLE}** ({EVIDENCE_NOTE})", "", s["evidence"].to_markdown(index=False), ""]
+            lines += [f"**{EVIDENCE_TITLE}** ({EVIDENCE_NOTE})", "", _evidence(s["evidence"]).to_markdown(index=False), ""]
         for path, df in s["tables"]:
-            lines += [f"**{path.stem}**", "", df.to_markdown(index=False), ""]
+            lines += [f"**{path.stem}**", "", _readable(df).to_markdown(index=False), ""]
         lines += [f"![{f.stem}]({f.relative_to(base).as_posix()})" for f in s["figures"]]
         if s["linked"]:
             lines += ["", "Full tables: " + ", ".join(
@@ -85,14 +186,26 @@ def to_markdown(profile: str, sections: list[dict], base: Path) -> str:
     return "\n".join(lines)
 
 
-def to_html(profile: str, sections: list[dict], base: Path) -> str:
+def _readable(df: pd.DataFrame) -> pd.DataFrame:
+    """A table as read: floats to two decimals, a dash for a missing value."""
+    out = df.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = [_number(v) for v in out[col]]
+    return out.fillna("—")
+
+
+def to_html(profile: str, sections: list[dict], base: Path, card: pd.DataFrame, forests: list[Path]) -> str:
     """One self-contained file: figures are embedded, so the page can be mailed or archived."""
     esc = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>vlstudy report: {esc(profile)}"
              "</title><style>body{font-family:sans-serif;max-width:72em;margin:auto;padding:1em}"
              "table{border-collapse:collapse;font-size:90%;margin:.5em 0 1.5em}"
              "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}</style></head><body>",
-             f"<h1>vlstudy report: profile <code>{esc(profile)}</code></h1>"]
+             f"<h1>vlstudy report: profile <code>{esc(profile)}</code></h1>",
+             f"<h2 id='scorecard'>Scorecard</h2><p><em>{esc(_tally(card))}.</em> {esc(SCORECARD_NOTE)}</p>",
+             card.to_html(index=False, border=0)]
+    parts += [_img(f) for f in forests]
     for s in sections:
         parts += [f"<h2 id='{esc(s['name'])}'>{esc(s['title'])}</h2>",
                   f"<p><em>Notebook <code>{esc(s['name'])}</code>: {esc(_status(s['record']))}.</em></p>"]
@@ -100,17 +213,21 @@ def to_html(profile: str, sections: list[dict], base: Path) -> str:
             parts += ["<h3>The paper's claims, and what our run says</h3>",
                       _claims(s["claims"]).to_html(index=False, border=0)]
         if s["evidence"] is not None:
-            parts += [f"<h3>{EVIDENCE_TITLE}</h3><p>{esc(EVIDENCE_NOTE)}.</p>", s["evidence"].to_html(index=False, border=0)]
+            parts += [f"<h3>{EVIDENCE_TITLE}</h3><p>{esc(EVIDENCE_NOTE)}.</p>",
+                      _evidence(s["evidence"]).to_html(index=False, border=0)]
         for path, df in s["tables"]:
-            parts += [f"<h3>{esc(path.stem)}</h3>", df.to_html(index=False, border=0)]
-        for f in s["figures"]:
-            data = base64.b64encode(f.read_bytes()).decode()
-            parts.append(f"<p><img alt='{esc(f.stem)}' src='data:image/png;base64,{data}'></p>")
+            parts += [f"<h3>{esc(path.stem)}</h3>", _readable(df).to_html(index=False, border=0)]
+        parts += [_img(f) for f in s["figures"]]
         if s["linked"]:
             parts.append("<p>Full tables: " + ", ".join(
                 f"<a href='{esc(t.relative_to(base).as_posix())}'>{esc(t.stem)}</a>" for t in s["linked"]) + "</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"<p><img alt='{html.escape(path.stem)}' src='data:image/png;base64,{data}'></p>"
 
 
 def build_report(profile: str, root: Path | None = None) -> dict[str, Path]:
@@ -119,7 +236,9 @@ def build_report(profile: str, root: Path | None = None) -> dict[str, Path]:
     if not base.is_dir():
         raise FileNotFoundError(f"no outputs for profile {profile!r} at {base}: run the study first")
     sections = _sections(base)
+    card = scorecard(sections)
+    forests = forest_figures(sections, base)
     paths = {"markdown": base / "report.md", "html": base / "report.html"}
-    atomic_write_text(paths["markdown"], to_markdown(profile, sections, base))
-    atomic_write_text(paths["html"], to_html(profile, sections, base))
+    atomic_write_text(paths["markdown"], to_markdown(profile, sections, base, card, forests))
+    atomic_write_text(paths["html"], to_html(profile, sections, base, card, forests))
     return paths

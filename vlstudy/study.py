@@ -64,8 +64,17 @@ class Recipe:
     # A BERT folder (Hugging Face layout) to start from instead of the stand-in BERT stage:
     # bert-base-uncased for the real data
     bert_dir: str | None = None
+    # Replication. A block k is one pretraining seed: the BERT stage, every pretraining run
+    # (and the captioner behind generated text) and the block's finetuning runs use seed k, so
+    # two pretraining sets compared within a block share their BERT stage, head inits and data
+    # order (paired). Comparing pretraining sets means replicating pretraining: blocks are the
+    # unit of replication; finetuning seeds nest inside them.
+    blocks: int = 2
+    finetune_seeds: int = 1          # finetuning runs per (block, cell)
     jobs: int = 1                    # independent runs side by side (worker processes)
-    threads_per_job: int = 0         # torch threads in each worker (0: torch's default)
+    # torch intra-op threads of each run, part of its spec: float sums depend on the thread
+    # count, so a run's numbers must not depend on what else was running beside it
+    threads_per_job: int = 1
     # A command each run is launched under, one after the other, e.g. "torchrun
     # --nproc_per_node gpu" (the paper profile); empty: runs train in this machine's workers
     launcher: str = ""
@@ -85,6 +94,11 @@ class Recipe:
             raise ValueError(f"recipe settings {clash} are also parameters, with other values")
         return cls(**{**chosen, **{k: v for k, v in extra.items() if v is not None}})
 
+    def __post_init__(self):
+        if self.blocks < 1 or self.finetune_seeds < 1 or self.threads_per_job < 1:
+            raise ValueError(f"blocks ({self.blocks}), finetune_seeds ({self.finetune_seeds}) and "
+                             f"threads_per_job ({self.threads_per_job}) must each be at least 1")
+
     def schedule(self, steps: int) -> dict:
         return dict(steps=steps, warmup=max(1, int(steps * self.warmup_fraction)),
                     eval_every=max(1, steps // self.evals_per_run))
@@ -96,31 +110,45 @@ class Study:
         self.log = log if log is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._specs: dict[str, RunSpec] = {}
         self._pool: ProcessPoolExecutor | None = None     # workers outlive one run_many call
+        self._examples: dict[str, object] = {}            # run id -> per-example test scores
 
     def _spec(self, **kw) -> RunSpec:
         r = self.recipe
         kw.setdefault("batch_size", r.batch_size)
-        spec = RunSpec(world=r.world, model=r.model, max_grad_norm=r.max_grad_norm, **kw)
+        spec = RunSpec(world=r.world, model=r.model, max_grad_norm=r.max_grad_norm, threads=r.threads_per_job, **kw)
         self._specs[spec.id] = spec
         return spec
 
+    # --- blocks -------------------------------------------------------------------------
+    @property
+    def blocks(self) -> range:
+        """The study's blocks (pretraining seeds)."""
+        return range(self.recipe.blocks)
+
+    @property
+    def replicates(self) -> range:
+        """Finetuning replicates within a block."""
+        return range(self.recipe.finetune_seeds)
+
     # --- specs --------------------------------------------------------------------------
-    def bert(self) -> RunSpec:
+    def bert(self, block: int = 0) -> RunSpec:
         r = self.recipe
         return self._spec(stage="bert", arch="bert", dataset="corpus", init="random", lr=r.bert_lr,
-                          beta2=0.98, max_text_len=r.max_text_len, **r.schedule(r.bert_steps))
+                          beta2=0.98, max_text_len=r.max_text_len, seed=block, **r.schedule(r.bert_steps))
 
-    def _from_bert(self) -> dict:
-        """Where init "bert" starts: the user's BERT folder, or the stand-in BERT stage run."""
+    def _from_bert(self, block: int) -> dict:
+        """Where init "bert" starts: the user's BERT folder (one for every block: the released
+        BERT), or the block's stand-in BERT stage run."""
         if self.recipe.bert_dir:
             return dict(init="bert", parent=None, start_from=str(Path(self.recipe.bert_dir).resolve()))
-        return dict(init="bert", parent=self.bert().id)
+        return dict(init="bert", parent=self.bert(block).id)
 
-    def captioner(self, dataset: str = "coco", fraction: float = 1.0, seed: int = 0) -> RunSpec:
-        """The captioning model trained on ``fraction`` of ``dataset``'s pairs."""
+    def captioner(self, dataset: str = "coco", fraction: float = 1.0, block: int = 0) -> RunSpec:
+        """The captioning model trained on ``fraction`` of ``dataset``'s pairs (the block's seed:
+        the captioner is part of how generated pretraining data comes about)."""
         r = self.recipe
         return self._spec(stage="captioner", arch="captioner", dataset=dataset, init="random",
-                          train_fraction=fraction, lr=r.captioner_lr, beta2=0.999, seed=seed,
+                          train_fraction=fraction, lr=r.captioner_lr, beta2=0.999, seed=block,
                           max_text_len=r.caption_max_len, **r.schedule(r.captioner_steps))
 
     def captions(self, images: str, captioner: RunSpec) -> RunSpec:
@@ -128,42 +156,45 @@ class Study:
         return self._spec(stage="captions", arch="captioner", dataset=images, init="pretrained",
                           parent=captioner.id, steps=0, max_text_len=self.recipe.caption_max_len)
 
-    def generated(self, name: str) -> RunSpec:
-        """The captions run behind a GENERATED pretraining set (e.g. "ccg")."""
+    def generated(self, name: str, block: int = 0) -> RunSpec:
+        """The captions run behind a GENERATED pretraining set (e.g. "ccg") in ``block``."""
         if name not in GENERATED:
             raise ValueError(f"unknown generated pretraining set {name!r}; known: {sorted(GENERATED)}")
         images, captioning_set = GENERATED[name]
-        return self.captions(images, self.captioner(captioning_set))
+        return self.captions(images, self.captioner(captioning_set, block=block))
 
     def pretraining(self, arch: str, dataset: str, fraction: float = 1.0, steps: int | None = None,
-                    seed: int = 0, text_from: RunSpec | None = None) -> RunSpec:
+                    block: int = 0, text_from: RunSpec | None = None) -> RunSpec:
         """Pretraining on ``dataset`` (a GENERATED name: its images with generated captions),
-        or on ``dataset``'s images with the captions of the run ``text_from``."""
+        or on ``dataset``'s images with the captions of the run ``text_from``, in ``block``."""
         r = self.recipe
         if dataset in GENERATED:
-            text_from = text_from or self.generated(dataset)
+            text_from = text_from or self.generated(dataset, block)
             dataset = text_from.dataset
         if text_from is not None and text_from.dataset != dataset:
             raise ValueError(f"captions run {text_from.id} captions {text_from.dataset!r}, not {dataset!r}")
-        return self._spec(stage="pretrain", arch=arch, dataset=dataset, **self._from_bert(),
+        return self._spec(stage="pretrain", arch=arch, dataset=dataset, **self._from_bert(block),
                           text_from=text_from.id if text_from else None,
-                          train_fraction=fraction, lr=r.pretrain_lr, beta2=0.98, seed=seed,
+                          train_fraction=fraction, lr=r.pretrain_lr, beta2=0.98, seed=block,
                           mask_probability=r.mask_probability,
                           max_text_len=r.max_text_len, **r.schedule(steps or r.pretrain_steps))
 
-    def finetuning(self, arch: str, task: str, pretrained_on: str, seed: int = 0, frozen: bool = False,
-                   pretraining: RunSpec | None = None) -> RunSpec:
+    def finetuning(self, arch: str, task: str, pretrained_on: str, block: int = 0, replicate: int = 0,
+                   frozen: bool = False, pretraining: RunSpec | None = None) -> RunSpec:
         """``pretrained_on``: a pretraining dataset, "none" (from BERT), "random", or
-        "mmf:<checkpoint file>" (weights released with the paper, MMF's layout)."""
+        "mmf:<checkpoint file>" (weights released with the paper, MMF's layout). ``pretraining``
+        (a run of ``block``) replaces the recipe's pretraining on ``pretrained_on``."""
         r = self.recipe
+        if pretraining is not None and pretraining.seed != block:
+            raise ValueError(f"pretraining {pretraining.id} is of block {pretraining.seed}, not {block}")
         released = pretrained_on.startswith(RELEASED)     # GENERATED names pass to pretraining()
         if pretraining is None and not released and pretrained_on not in (NO_PRETRAINING, RANDOM_INIT):
-            pretraining = self.pretraining(arch, pretrained_on)
+            pretraining = self.pretraining(arch, pretrained_on, block=block)
         start = (dict(init="pretrained", parent=pretraining.id) if pretraining is not None else
                  dict(init="mmf", parent=None, start_from=str(Path(pretrained_on[len(RELEASED):]).resolve()))
                  if released else
-                 self._from_bert() if pretrained_on == NO_PRETRAINING else dict(init="random", parent=None))
-        return self._spec(stage="finetune", arch=arch, dataset=task, **start, seed=seed,
+                 self._from_bert(block) if pretrained_on == NO_PRETRAINING else dict(init="random", parent=None))
+        return self._spec(stage="finetune", arch=arch, dataset=task, **start, seed=finetune_seed(block, replicate),
                           frozen_base=frozen, lr=r.frozen_lr if frozen else r.finetune_lr, beta2=0.999,
                           batch_size=r.finetune_batch_size,
                           max_text_len=r.long_text_len if task == "mmimdb" else r.max_text_len,
@@ -200,9 +231,9 @@ class Study:
         """Metrics of many runs, training them and whatever they start from.
 
         A run starts as soon as its parent has finished (no barrier between the pretraining
-        and finetuning levels), ``jobs`` at a time in worker processes, each its own Trainer
-        and torch threads; earlier stages go first since later ones wait on them. A run that
-        is alone on the machine gets every job's threads.
+        and finetuning levels), ``jobs`` at a time in worker processes, each its own Trainer;
+        earlier stages go first since later ones wait on them. Each run computes with the
+        threads its spec names, alone or not, so its numbers do not depend on the schedule.
         """
         specs = list(dict.fromkeys(specs))
         todo = self._unfinished_with_parents(specs)
@@ -249,16 +280,13 @@ class Study:
 
     def _schedule(self, todo: list[RunSpec], jobs: int) -> None:
         pending, waiting_on = list(todo), {s.id for s in todo}
-        threads = self.recipe.threads_per_job
         pool, running = self._workers(), {}
         try:
             for k in range(1, len(todo) + 1):
                 ready = [s for s in pending if not waiting_on.intersection(s.needs)]
                 for spec in ready[:jobs - len(running)]:
-                    alone = not running and len(ready) == 1
                     pending.remove(spec)
-                    running[pool.submit(_run_in_worker, str(self.registry.root), spec,
-                                        threads * jobs if alone else threads)] = spec
+                    running[pool.submit(_run_in_worker, str(self.registry.root), spec)] = spec
                 if not running:
                     raise RuntimeError(f"runs wait on parents that are not scheduled: {pending}")
                 done = next(as_completed(running))
@@ -292,44 +320,65 @@ class Study:
             self._pool = ProcessPoolExecutor(self.recipe.jobs, mp_context=ctx, initializer=_ignore_interrupts)
         return self._pool
 
-    def finetune_grid(self, archs, pretrained_on, tasks, seeds, frozen: bool = False) -> pd.DataFrame:
-        """One row per (arch, pretraining set, task, seed): val and test metrics."""
-        keys = [(a, p, t, s) for a in archs for p in pretrained_on for t in tasks for s in seeds]
-        specs = [self.finetuning(a, t, p, s, frozen) for a, p, t, s in keys]
+    def finetune_grid(self, archs, pretrained_on, tasks, frozen: bool = False,
+                      finetune_seeds: int | None = None) -> pd.DataFrame:
+        """One row per (arch, pretraining set, task, block, finetuning replicate): val and test
+        metrics. ``finetune_seeds`` overrides the recipe's replicates per block (the variance
+        components need more than one)."""
+        replicates = range(finetune_seeds or self.recipe.finetune_seeds)
+        keys = [(a, p, t, b, j) for a in archs for p in pretrained_on for t in tasks
+                for b in self.blocks for j in replicates]
+        specs = [self.finetuning(a, t, p, b, j, frozen) for a, p, t, b, j in keys]
         rows = []
-        for (arch, source, task, seed), m in zip(keys, self.run_many(specs)):
-            rows.append({"arch": arch, "pretrained_on": source, "task": task, "seed": seed, "frozen": frozen,
-                         **_scores(m)})
+        for (arch, source, task, block, j), spec, m in zip(keys, specs, self.run_many(specs)):
+            rows.append({"arch": arch, "pretrained_on": source, "task": task, **_replicate(spec, block, j),
+                         "frozen": frozen, **_scores(m)})
         return pd.DataFrame(rows)
 
-    def after_pretraining(self, pretrainings: list[tuple[str, RunSpec]], task: str, seeds,
+    def after_pretraining(self, pretrainings: list[tuple[str, RunSpec]], task: str,
                           frozen: bool = False) -> pd.DataFrame:
-        """Finetune each (name, pretraining run) on ``task`` over ``seeds``. One row per run and
-        seed: the pretraining's fraction, updates and validation losses, then the task's val
-        and test metrics (the size sweeps, the checkpoint choice)."""
-        keys = [(name, pre, seed) for name, pre in pretrainings for seed in seeds]
-        specs = [self.finetuning(pre.arch, task, name, seed, frozen, pretraining=pre) for name, pre, seed in keys]
+        """Finetune each (name, pretraining run) on ``task``, the recipe's replicates each; list
+        a pretraining once per block (its seed is its block). One row per finetuning run: the
+        pretraining's fraction, updates and validation losses, then the task's val and test
+        metrics (the size sweeps, the checkpoint choice)."""
+        keys = [(name, pre, j) for name, pre in pretrainings for j in self.replicates]
+        specs = [self.finetuning(pre.arch, task, name, pre.seed, j, frozen, pretraining=pre) for name, pre, j in keys]
         finished = self.run_many(specs)
         losses = {pre.id: self.registry.metrics(pre) or {} for _, pre in pretrainings}
         rows = []
-        for (name, pre, seed), m in zip(keys, finished):
+        for (name, pre, j), spec, m in zip(keys, specs, finished):
             rows.append({"arch": pre.arch, "pretrained_on": name, "dataset": pre.dataset,
                          "fraction": pre.train_fraction, "pretrain_steps": pre.steps, "task": task,
-                         "seed": seed, "frozen": frozen,
+                         **_replicate(spec, pre.seed, j), "frozen": frozen, "pretraining_run": pre.id,
                          **{k: v for k, v in losses[pre.id].items() if k in ("mlm_loss", "region_loss")},
                          **_scores(m)})
         return pd.DataFrame(rows)
 
-    def drift(self, archs, pretrained_on, task: str, seeds) -> pd.DataFrame:
+    def drift(self, archs, pretrained_on, task: str) -> pd.DataFrame:
         """L1 and angular distances of the attention weights from where whole finetuning on
         ``task`` started to what it kept: one row per (run, stack, layer, matrix)."""
         from .distances import finetuning_drift
-        keys = [(a, p, s) for a in archs for p in pretrained_on for s in seeds]
-        specs = [self.finetuning(a, task, p, s) for a, p, s in keys]
+        keys = [(a, p, b, j) for a in archs for p in pretrained_on for b in self.blocks for j in self.replicates]
+        specs = [self.finetuning(a, task, p, b, j) for a, p, b, j in keys]
         self.run_many(specs)
-        frames = [finetuning_drift(spec, self.registry).assign(arch=a, pretrained_on=p, task=task, seed=s)
-                  for (a, p, s), spec in zip(keys, specs)]
+        frames = [finetuning_drift(spec, self.registry).assign(arch=a, pretrained_on=p, task=task,
+                                                               **_replicate(spec, b, j))
+                  for (a, p, b, j), spec in zip(keys, specs)]
         return pd.concat(frames, ignore_index=True)
+
+    def test_examples(self, run: str):
+        """A finished finetuning run's per-example test scores (their mean × 100 is its test
+        score), or None where its metric is not a mean over examples (MM-IMDB's micro-F1)."""
+        if run not in self._examples:
+            frame = self.registry.predictions(run, "test")
+            self._examples[run] = frame["score"].to_numpy(float) * 100 if "score" in frame else None
+        return self._examples[run]
+
+
+def _replicate(spec: RunSpec, block: int, replicate: int) -> dict:
+    """The columns that place a finetuning run in the design: its block, its replicate in the
+    block, its seed and its run id (for its predictions)."""
+    return {"block": block, "finetune_seed": replicate, "seed": spec.seed, "run": spec.id}
 
 
 def _scores(metrics: dict) -> dict:
@@ -344,8 +393,11 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run_in_worker(root: str, spec: RunSpec, threads: int) -> dict:
-    import torch
-    if threads:
-        torch.set_num_threads(threads)
-    return Registry(Path(root)).run(spec)
+def _run_in_worker(root: str, spec: RunSpec) -> dict:
+    return Registry(Path(root)).run(spec)       # the run sets its own thread count (spec.threads)
+
+
+def finetune_seed(block: int, replicate: int) -> int:
+    """The seed of a block's finetuning replicate: the block's own seed for the first, so that
+    a block is seed k throughout; further replicates stay clear of other blocks' seeds."""
+    return block + 1000 * replicate

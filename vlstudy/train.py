@@ -6,10 +6,13 @@ for bert-base-uncased), ``captioner`` (the captioning model behind CCG, ``captio
 text, or on captions a ``captions`` run generated for its images) and ``finetune`` (a task
 head, whole model or frozen base). ``captions`` trains nothing: it decodes. AdamW with ε 1e-8,
 linear warmup then cosine decay, evaluation every ``eval_every`` updates on the validation
-split, the best checkpoint kept and, for finetuning, its score on the test split.
+split, the best checkpoint kept and, for finetuning, its score on the test split and its
+per-example predictions on the validation and test splits (``predictions-<split>.jsonl``).
+A run computes with the torch threads its spec names, whatever its process had.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -30,9 +33,14 @@ from .models.text_bert import TextBert, export_bert
 
 STAGES = ("bert", "captioner", "captions", "pretrain", "finetune")     # the order runs depend on
 # Bump when training code changes what a spec produces: runs are cached by spec.
-TRAINING_VERSION = 4             # 4: fused AdamW; frozen-base heads on cached base outputs
+# 4: fused AdamW; frozen-base heads on cached base outputs. 5: finetuning writes per-example
+# predictions (runs without them must not be reused); the spec names its torch threads;
+# VQA-like scores are float64 means of the per-example scores the predictions hold.
+TRAINING_VERSION = 5
 INITS = ("bert", "random", "pretrained", "mmf")   # mmf: a released MMF checkpoint (start_from)
 REGION_MASK_PROBABILITY = 0.15     # ViLBERT's masked-region modelling (Lu et al. 2019)
+MULTILABEL_THRESHOLD = 0.5         # MM-IMDB: a label is predicted when its sigmoid exceeds this
+PREDICTION_SPLITS = ("val", "test")  # the splits a finetuning run writes predictions of
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,11 @@ class RunSpec:
     # images replace its own text (CCG: CC's images, COCO-like captions)
     text_from: str | None = None
     seed: int = 0
+    # torch intra-op threads the run computes with on the CPU, set while it trains and restored
+    # after. Part of the spec (and its id) because the thread count changes the order of float
+    # reductions: one pretraining spec gave MLM losses 0.6119052 in the study's 1-thread worker,
+    # 0.6119041 alone with 2 threads, 0.6119021 alone with 1 thread.
+    threads: int = 1
 
     def __post_init__(self):
         if self.stage not in STAGES:
@@ -92,6 +105,8 @@ class RunSpec:
         if self.stage == "captions" and (self.init != "pretrained" or self.parent is None):
             raise ValueError("a captions run decodes with a trained captioner: init 'pretrained', "
                              "parent = the captioner run")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ValueError(f"threads (torch intra-op threads) must be an integer >= 1, got {self.threads!r}")
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -197,16 +212,71 @@ def load_base_weights(model: nn.Module, path: Path) -> None:
 
 
 # --- metrics ------------------------------------------------------------------------------
+def _label_probabilities(logits: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-logits))            # (N, L), the sigmoid the metric thresholds
+
+
+def example_scores(task: str, logits: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-example terms of a task's metric, in the split's order, so that a run's
+    predictions reproduce its score. ``predicted``: (N,) class indices, or (N, L) bools
+    (MM-IMDB); then ``score`` (N,) whose mean x 100 is the score (VQA-like: the soft score
+    of the argmax answer; SNLI-VE: 1.0 when right), or MM-IMDB's ``tp``, ``fp``, ``fn`` (N,)
+    counts (micro-F1 = 2 sum(tp) / (2 sum(tp) + sum(fp) + sum(fn)))."""
+    if task in ("vqa", "vizwiz"):
+        predicted = logits.argmax(1)                                   # (N,)
+        soft = targets[np.arange(len(targets)), predicted]             # (N,) float32
+        # The float64 value of each float32's shortest decimal (0.3, not 0.30000001192...):
+        # what a predictions file holds, so its mean is the score exactly.
+        return {"predicted": predicted, "score": np.array([float(str(s)) for s in soft], np.float64)}
+    if task == "snli_ve":
+        predicted = logits.argmax(1)                                   # (N,)
+        return {"predicted": predicted, "score": (predicted == targets).astype(np.float64)}
+    if task == "mmimdb":
+        truth = np.asarray(targets).astype(bool)                       # (N, L)
+        predicted = _label_probabilities(logits) > MULTILABEL_THRESHOLD   # (N, L)
+        return {"predicted": predicted, "tp": (truth & predicted).sum(1),
+                "fp": (~truth & predicted).sum(1), "fn": (truth & ~predicted).sum(1)}
+    raise ValueError(f"no metric for task {task!r}")
+
+
 def task_score(task: str, logits: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """Validation/test metric of a task, in percent. VQA-like: the soft score of the argmax
     answer (MMF's vqa_accuracy, the official accuracy for answers in the vocabulary)."""
-    from .metrics import accuracy, multilabel_f1
-    if task in ("vqa", "vizwiz"):
-        return {"score": 100 * float(targets[np.arange(len(targets)), logits.argmax(1)].mean())}
-    if task == "snli_ve":
-        return {"score": 100 * accuracy(logits.argmax(1), targets)}
-    f1 = multilabel_f1(targets, 1 / (1 + np.exp(-logits)))
-    return {"score": 100 * f1["micro_f1"], "macro_f1": 100 * f1["macro_f1"]}
+    from .metrics import multilabel_f1
+    if task == "mmimdb":
+        f1 = multilabel_f1(targets, _label_probabilities(logits), threshold=MULTILABEL_THRESHOLD)
+        return {"score": 100 * f1["micro_f1"], "macro_f1": 100 * f1["macro_f1"]}
+    return {"score": 100 * float(example_scores(task, logits, targets)["score"].mean())}
+
+
+def prediction_rows(task: str, logits: np.ndarray, targets: np.ndarray, ids: list[str],
+                    names: list[str]) -> list[dict]:
+    """One JSON-ready row per example, in split order: ``id``, ``prediction`` (an answer, a
+    label name, or MM-IMDB's list of label names), and the example's metric terms
+    (``example_scores``): ``score``, or ``tp``/``fp``/``fn`` with the true ``labels``; SNLI-VE
+    also has the true ``label``. ``names``: the answer vocabulary or the label names, by index."""
+    if len(ids) != len(logits) or logits.shape[1] != len(names):
+        raise ValueError(f"prediction_rows: {len(ids)} ids and {len(names)} names for logits of shape "
+                         f"{logits.shape}")
+    terms = example_scores(task, logits, targets)
+    rows = []
+    for i, example in enumerate(ids):
+        if task == "mmimdb":
+            rows.append({"id": example, "prediction": [names[j] for j in np.flatnonzero(terms["predicted"][i])],
+                         "labels": [names[j] for j in np.flatnonzero(targets[i])],
+                         "tp": int(terms["tp"][i]), "fp": int(terms["fp"][i]), "fn": int(terms["fn"][i])})
+            continue
+        row = {"id": example, "prediction": names[int(terms["predicted"][i])], "score": float(terms["score"][i])}
+        if task == "snli_ve":
+            row["label"] = names[int(targets[i])]
+        rows.append(row)
+    return rows
+
+
+def predictions_path(folder: Path, split: str) -> Path:
+    if split not in PREDICTION_SPLITS:
+        raise ValueError(f"runs keep predictions of the splits {PREDICTION_SPLITS}, not {split!r}")
+    return Path(folder) / f"predictions-{split}.jsonl"
 
 
 @torch.no_grad()
@@ -229,10 +299,29 @@ def pretraining_losses(model: nn.Module, dataset, collator, batch_size: int = 25
 
 
 # --- the loop -----------------------------------------------------------------------------
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch computes with ``n`` intra-op threads inside the block, and with as many as before
+    after it (also on an error): a run's numbers must not depend on its process."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | None,
               progress: bool = False, text_dir: Path | None = None) -> dict:
-    """Train ``spec`` in ``folder`` (resuming from its last checkpoint) and return its metrics.
-    ``text_dir``: the generated dataset a pretraining reads instead of its own text."""
+    """Train ``spec`` in ``folder`` (resuming from its last checkpoint) and return its metrics;
+    a finetuning run also writes its predictions (``predictions_path``). ``text_dir``: the
+    generated dataset a pretraining reads instead of its own text."""
+    with torch_threads(spec.threads):
+        return _train_run(spec, folder, root, parent_dir, progress, text_dir)
+
+
+def _train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | None,
+               progress: bool, text_dir: Path | None) -> dict:
     from transformers import set_seed
 
     set_seed(spec.seed)
@@ -254,6 +343,10 @@ def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | No
 
     finetuning = spec.stage == "finetune"                   # a task head, scored; else a loss
     task = root.info(spec.dataset).task if finetuning else None
+    # What predictions are written against, before a frozen base swaps the splits for their
+    # base outputs (same order): the record ids and targets of each scored split.
+    examples = {s: ([r.id for r in _base_dataset(data[s]).records], _base_dataset(data[s]).targets)
+                for s in PREDICTION_SPLITS} if finetuning else {}
     trained = model
     if spec.frozen_base and _deterministic(model.base.cfg):
         data, collators = cache_base_outputs(model, data, collators)
@@ -272,11 +365,21 @@ def train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | No
         if trainer.is_world_process_zero():
             metrics.update(caption_quality(model, root, spec.dataset, "test", spec.max_text_len))
     else:
-        val = trainer.evaluate()                       # the best checkpoint, reloaded
-        metrics.update({k.replace("eval_", "val_"): v for k, v in val.items()
-                        if k in ("eval_score", "eval_macro_f1")})
-        test = trainer.predict(_IndexDataset(data["test"]))
-        metrics.update({f"test_{k}": v for k, v in task_score(task, test.predictions, test.label_ids).items()})
+        names = (root.answer_vocab(spec.dataset).answers if task in ("vqa", "vizwiz")
+                 else root.info(spec.dataset).label_names)
+        predictions = {}
+        for split in PREDICTION_SPLITS:               # the best checkpoint, reloaded
+            out = trainer.predict(_IndexDataset(data[split]))
+            ids, targets = examples[split]
+            if not np.array_equal(out.label_ids, targets):
+                raise RuntimeError(f"run {spec.id}: the Trainer's {split} predictions are not in the "
+                                   f"order of the split's records ({spec.dataset}/{split}.jsonl)")
+            metrics.update({f"{split}_{k}": v for k, v in task_score(task, out.predictions, targets).items()})
+            predictions[split] = prediction_rows(task, out.predictions, targets, ids, names)
+        if trainer.is_world_process_zero():            # before metrics.json marks the run finished
+            from .paths import atomic_write_text
+            for split, rows in predictions.items():
+                atomic_write_text(predictions_path(folder, split), "".join(json.dumps(r) + "\n" for r in rows))
     if trainer.is_world_process_zero():
         _save_weights(model, folder / "model.safetensors")
         if spec.stage == "bert":

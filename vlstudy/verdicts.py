@@ -1,19 +1,31 @@
-"""Our evidence for the paper's claims: our tables beside the paper's, and plain verdicts.
+"""Our evidence for the paper's claims: our tables beside the paper's, and calibrated verdicts.
 
-A comparison "A beats B" holds when the mean difference over seeds exceeds twice its
-standard error, is reversed when it is below minus twice, and is otherwise within noise.
-"About equal" holds when the difference is within twice its standard error or one point.
-A claim made of several comparisons is supported when all hold, contradicted when none
-holds and some are reversed, partly supported when some hold, and inconclusive otherwise
-(always, when a cell has a single seed: there is no spread to judge against).
+The unit of replication is a block (one pretraining seed: BERT stage, pretraining, its
+finetuning runs). A comparison of two cells is decided by ``stats.t_interval`` on block
+means (paired where both cells share blocks), with the test set's sampling variance added
+from per-example scores where the metric is a mean over examples:
+
+- "A beats B" holds when the 95 % interval of A − B excludes 0 on the claimed side, is
+  reversed when it excludes 0 on the other side, and is otherwise undecided, with the
+  minimum detectable effect at this budget beside it.
+- "A ≈ B" and "A does not beat B" are equivalence (TOST) and non-superiority tests against a
+  margin stated per claim in ``MARGINS``, with the reason for it.
+- Within a claim, Holm's correction over its comparisons; a directional claim is decided
+  by one pooled effect (the mean of its comparisons, per block), an equivalence claim by how
+  many of its comparisons hold after Holm.
+
+The words are few and the same everywhere: supported, contradicted, undecided, not measured.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
+from . import stats
 from .paper import claims as paper_claims
 from .paper import table as paper_table
 
@@ -28,8 +40,23 @@ TASK_NAMES = {"vqa_d": "VQA-D", "vizwiz": "VizWiz", "snli_ve": "SNLI-VE", "mmimd
 PAPER_COLUMNS = {("vqa_d", "test_score"): "vqa_d_acc", ("vizwiz", "test_score"): "vizwiz_acc",
                  ("snli_ve", "test_score"): "snli_ve_acc", ("mmimdb", "test_score"): "mmimdb_micro_f1",
                  ("mmimdb", "test_macro_f1"): "mmimdb_macro_f1"}
-EQUAL_TOLERANCE = 1.0   # points
 PRETRAINED = ("coco", "vqa_p", "cc_small")   # the paper's Table 1 pretraining sets
+ALPHA = 0.05
+DECISIONS = ("supported", "contradicted", "undecided", "not measured")
+# Margins of the "about equal" / "not better" claims, in points, and why.
+MARGINS = {
+    "C2": (1.0, "Table 1 reads gaps of 0.04-0.56 points between COCO and VQA-P as equal and gaps of "
+                "0.7-1.5 points to CC-small as effects (C1): within 1 point is equal"),
+    "C10": (1.0, "a gain under 1 point is no gain: the smallest Table 1 gaps the paper reads as effects are "
+                 "0.7-1.5 points"),
+    "C20": (1.0, "Table D.1 calls CCG competitive at 0.1-0.3 points below CC; 1 point, as for C2"),
+}
+# Claims that need only most of their comparisons ("on most tasks"); the others need all.
+MOST = {"C10"}
+COMPARISON_COLUMNS = ["comparison", "claimed side", "other side", "difference", "low", "high", "unit", "p",
+                      "mde", "blocks", "outcome", "after Holm", "bootstrap low", "bootstrap high", "reason"]
+CLAIM_COLUMNS = ["claim", "statement", "effect", "low", "high", "unit", "mde", "holding", "comparisons",
+                 "decision", "reason"]
 
 
 def source_name(key: str) -> str:
@@ -43,15 +70,18 @@ def source_name(key: str) -> str:
 
 
 def summarize(results: pd.DataFrame, metric: str = "test_score") -> pd.DataFrame:
-    """Mean, sd and count over seeds for each (arch, pretrained_on, task)."""
-    g = results.groupby(["arch", "pretrained_on", "task"], sort=False)[metric]
+    """Per (arch, pretrained_on, task): the mean, the sd of the block means (the replicates)
+    and the number of blocks."""
+    blocks = "block" if "block" in results else "seed"
+    per_block = results.groupby(["arch", "pretrained_on", "task", blocks], sort=False)[metric].mean()
+    g = per_block.groupby(["arch", "pretrained_on", "task"], sort=False)
     return g.agg(mean="mean", sd="std", n="count").reset_index()
 
 
 def beside_paper(results: pd.DataFrame, paper_name: str, paper_sources: dict | None = None) -> pd.DataFrame:
-    """Our mean ± sd next to the paper's number for every cell both have. ``paper_sources``:
-    our source → the paper table's row to set beside it, where the names differ (Table D.1 has
-    one CC row, not Table 1's CC-small: our CC-small stands beside it)."""
+    """Our mean ± sd over blocks next to the paper's number for every cell both have.
+    ``paper_sources``: our source → the paper table's row to set beside it, where the names
+    differ (Table D.1 has one CC row, not Table 1's CC-small: our CC-small stands beside it)."""
     paper = paper_table(paper_name)
     renamed = {SOURCE_NAMES[k]: v for k, v in (paper_sources or {}).items()}
     rows = []
@@ -64,8 +94,7 @@ def beside_paper(results: pd.DataFrame, paper_name: str, paper_sources: dict | N
                           & (paper["pretrained_on"] == renamed.get(ours, ours))]
             rows.append({"model": MODEL_NAMES[r["arch"]], "pretrained on": SOURCE_NAMES[r["pretrained_on"]],
                          "task": TASK_NAMES[task] + (" macro-F1" if metric == "test_macro_f1" else ""),
-                         "ours": f"{r['mean']:.2f} ± {0 if math.isnan(r['sd']) else r['sd']:.2f}",
-                         "seeds": int(r["n"]),
+                         "ours": _mean_sd(r["mean"], r["sd"]), "blocks": int(r["n"]),
                          "paper": float(match[column].iloc[0]) if len(match) else float("nan")})
     return pd.DataFrame(rows)
 
@@ -85,52 +114,210 @@ class Comparison:
         right = f"{MODEL_NAMES[self.arch_b or self.arch]} {source_name(self.b)}"
         sign = {"greater": ">", "equal": "≈", "not_greater": "≯"}[self.kind]
         metric = "" if self.metric == "test_score" else f" ({self.metric})"
-        return f"{TASK_NAMES[self.task]}{metric}: {left} {sign} {right}"
+        return f"{TASK_NAMES.get(self.task, self.task)}{metric}: {left} {sign} {right}"
 
 
-def _cell(results, arch, source, task, metric):
+# --- one comparison -------------------------------------------------------------------------
+def _arm(results: pd.DataFrame, arch: str, source: str, task: str, metric: str, examples) -> stats.Arm | None:
+    """A cell's runs as a ``stats.Arm``: blocks, scores and, where ``examples`` gives them (run
+    id → per-example test scores), the per-example scores behind ``test_score``."""
     sel = results[(results["arch"] == arch) & (results["pretrained_on"] == source) & (results["task"] == task)]
-    return sel[metric].astype(float)
-
-
-def compare(results: pd.DataFrame, c: Comparison) -> dict | None:
-    a = _cell(results, c.arch, c.a, c.task, c.metric)
-    b = _cell(results, c.arch_b or c.arch, c.b, c.task, c.metric)
-    if a.empty or b.empty:
+    if sel.empty:
         return None
-    diff = a.mean() - b.mean()
-    sides = {"comparison": c.label(), "higher side": _mean_sd(a), "other side": _mean_sd(b)}
-    if min(len(a), len(b)) < 2:         # no spread to judge a difference against
-        return {**sides, "difference": diff, "se": float("nan"), "outcome": "one seed"}
-    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    if c.kind == "greater":
-        outcome = "holds" if diff > 2 * se else "reversed" if diff < -2 * se else "within noise"
-    elif c.kind == "not_greater":
-        outcome = "holds" if diff <= 2 * se else "fails"
-    else:
-        outcome = "holds" if abs(diff) <= max(2 * se, EQUAL_TOLERANCE) else "fails"
-    return {**sides, "difference": diff, "se": se, "outcome": outcome}
+    per_example = None
+    if examples is not None and metric == "test_score" and "run" in sel:
+        arrays = [examples(run) for run in sel["run"]]
+        if all(a is not None for a in arrays) and len({len(a) for a in arrays}) == 1:
+            per_example = np.stack(arrays)                    # (runs, test examples)
+    blocks = sel["block"] if "block" in sel else sel["seed"]
+    return stats.Arm.of(blocks.to_numpy(int), sel[metric].to_numpy(float), per_example)
 
 
-def _mean_sd(values: pd.Series) -> str:
-    """"54.40 ± 2.41 (6)": mean ± sd over seeds, and how many."""
-    sd = values.std(ddof=1) if len(values) > 1 else float("nan")
-    return f"{values.mean():.2f} ± {sd:.2f} ({len(values)})"
+def _block_means(arm: stats.Arm) -> np.ndarray:
+    return np.array([arm.scores[arm.blocks == b].mean() for b in np.unique(arm.blocks)])
 
 
-def _verdict(outcomes: list[str]) -> str:
-    if not outcomes:
-        return "not measured"
-    if "one seed" in outcomes:
-        return "inconclusive (one seed per cell)"
-    holds = outcomes.count("holds")
-    if holds == len(outcomes):
-        return "supported"
-    if holds:
-        return f"partly supported ({holds}/{len(outcomes)})"
-    if "reversed" in outcomes or "fails" in outcomes:
-        return "contradicted"
-    return "inconclusive (within noise)"
+def _sides(a: stats.Arm, b: stats.Arm) -> dict:
+    means = [_block_means(x) for x in (a, b)]
+    return {"claimed side": _mean_sd(*_spread(means[0])) + f" ({len(means[0])})",
+            "other side": _mean_sd(*_spread(means[1])) + f" ({len(means[1])})"}
+
+
+def _spread(values: np.ndarray) -> tuple[float, float]:
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def _mean_sd(mean: float, sd: float) -> str:
+    """"54.40 ± 2.41": mean ± sd over blocks ("54.40 ± —" with one block)."""
+    return f"{mean:.2f} ± " + ("—" if sd != sd else f"{sd:.2f}")
+
+
+def _tail_p(x: float, df: float) -> float:
+    """P(T ≥ x) for Student's t with ``df`` degrees of freedom (normal when df is inf)."""
+    return float(sps.t.sf(x, df)) if math.isfinite(df) else float(sps.norm.sf(x))
+
+
+def _pvalues(kind: str, iv: stats.Interval, margin: float) -> tuple[float, float]:
+    """(p of the claimed outcome, p of its opposite), two-sided in the 95 % sense, from the
+    interval's difference, standard error and degrees of freedom."""
+    d, se, df = iv.difference, iv.se, iv.df
+    if se == 0:
+        at = {"greater": (d > 0, d < 0), "equal": (abs(d) < margin, abs(d) > margin),
+              "not_greater": (d < margin, d > margin)}[kind]
+        return tuple(0.0 if hit else 1.0 for hit in at)
+    if kind == "greater":
+        return min(1.0, 2 * _tail_p(d / se, df)), min(1.0, 2 * _tail_p(-d / se, df))
+    if kind == "equal":      # TOST's p (both one-sided tests at 5 %); different: outside ±margin
+        tost = max(_tail_p((d + margin) / se, df), _tail_p((margin - d) / se, df))
+        different = min(1.0, 2 * min(_tail_p((d - margin) / se, df), _tail_p((-margin - d) / se, df)))
+        return tost, different
+    # not greater: below +margin (one-sided at 5 %); fails: above +margin (95 % interval)
+    return _tail_p((margin - d) / se, df), min(1.0, 2 * _tail_p((d - margin) / se, df))
+
+
+def _outcome(kind: str, p_claimed: float, p_opposite: float, alpha_claimed: float, alpha_opposite: float) -> str:
+    if p_claimed < alpha_claimed:
+        return "holds"
+    if p_opposite < alpha_opposite:
+        return "reversed" if kind == "greater" else "fails"
+    return "undecided"
+
+
+def compare(results: pd.DataFrame, c: Comparison, examples=None, margin: float | None = None) -> dict | None:
+    """One comparison's evidence and outcome (None when a side was not run). ``examples``:
+    run id → per-example test scores, for the test-sampling term; ``margin`` for "equal" and
+    "not_greater" comparisons."""
+    a = _arm(results, c.arch, c.a, c.task, c.metric, examples)
+    b = _arm(results, c.arch_b or c.arch, c.b, c.task, c.metric, examples)
+    if a is None or b is None:
+        return None
+    if c.kind != "greater" and margin is None:
+        raise ValueError(f"{c.label()}: an {c.kind!r} comparison needs a margin")
+    row = {"comparison": c.label(), **_sides(a, b), "unit": "points" if c.metric == "test_score" else c.metric,
+           "_arms": (a, b), "_kind": c.kind, "_margin": margin,
+           "blocks": int(min(len(np.unique(a.blocks)), len(np.unique(b.blocks))))}
+    if row["blocks"] < 2:
+        return {**row, "difference": float(_block_means(a).mean() - _block_means(b).mean()),
+                "outcome": "undecided", "reason": "one block: no replicate to judge a difference by",
+                "_p": (float("nan"), float("nan"))}
+    iv = stats.t_interval(a, b)
+    boot = stats.hierarchical_bootstrap(a, b)
+    p = _pvalues(c.kind, iv, margin or 0.0)
+    # 95 % decisions; the equivalence and non-superiority tests are one-sided at 5 % (TOST)
+    alpha_claimed = ALPHA if c.kind == "greater" else 2 * ALPHA
+    outcome = _outcome(c.kind, p[0], p[1], alpha_claimed, ALPHA)
+    return {**row, "difference": iv.difference, "low": iv.low, "high": iv.high, "p": p[0],
+            "mde": _mde(c.kind, iv), "outcome": outcome, "bootstrap low": boot.low,
+            "bootstrap high": boot.high, "_p": p, "_interval": iv,
+            "reason": f"margin ±{margin:g}" if margin is not None else ""}
+
+
+def _mde(kind: str, iv: stats.Interval) -> float:
+    """Directional: the effect found with 80 % power at this budget. Equivalence: the margin
+    that a true difference of 0 would be shown within, with 80 % power."""
+    if kind == "greater":
+        return stats.min_detectable_effect(iv.se, iv.df)
+    t = (lambda q: sps.t.ppf(q, iv.df)) if math.isfinite(iv.df) else sps.norm.ppf
+    return float((t(1 - ALPHA) + t(0.9)) * iv.se)
+
+
+# --- a claim --------------------------------------------------------------------------------
+def decide(claim: str, done: list[dict]) -> dict:
+    """A claim's decision from its comparisons (``compare`` rows): Holm over them, and for a
+    directional claim one pooled effect. Adds "after Holm" to each row."""
+    if not done:
+        return {"decision": "not measured", "reason": "no comparison of this claim was run"}
+    kind = done[0]["_kind"]
+    decided = [d for d in done if d["blocks"] >= 2]
+    for d in done:
+        d["after Holm"] = "undecided"
+    if len(decided) < len(done):
+        return {"decision": "undecided", "reason": f"{len(done) - len(decided)} of {len(done)} comparisons "
+                "have one block: no replicate to judge by"}
+    alpha_claimed = ALPHA if kind == "greater" else 2 * ALPHA
+    claimed = stats.holm([d["_p"][0] for d in done])
+    opposite = stats.holm([d["_p"][1] for d in done])
+    for d, pc, po in zip(done, claimed, opposite):
+        d["after Holm"] = _outcome(kind, pc, po, alpha_claimed, ALPHA)
+    holding = sum(d["after Holm"] == "holds" for d in done)
+    against = sum(d["after Holm"] in ("reversed", "fails") for d in done)
+    pooled = _pooled(done)
+    out = {"holding": holding, "comparisons": len(done), **pooled}
+    if kind == "greater":
+        if pooled["low"] > 0 and not against:
+            return {**out, "decision": "supported", "reason": "pooled effect's interval above 0"}
+        if pooled["high"] < 0:
+            return {**out, "decision": "contradicted", "reason": "pooled effect's interval below 0"}
+        return {**out, "decision": "undecided", "reason": (
+            f"pooled effect above 0 but {against} comparison(s) reversed (Holm)" if pooled["low"] > 0
+            else "pooled effect's interval spans 0")}
+    needed = len(done) // 2 + 1 if claim in MOST else len(done)
+    quantity = "most" if claim in MOST else "all"
+    if holding >= needed:
+        return {**out, "decision": "supported", "reason": f"{quantity} comparisons hold after Holm"}
+    if len(done) - against < needed:
+        return {**out, "decision": "contradicted", "reason": f"{against} comparison(s) beyond the margin (Holm)"}
+    return {**out, "decision": "undecided", "reason": f"{holding} of {len(done)} hold after Holm; {quantity} needed"}
+
+
+def _pooled(done: list[dict]) -> dict:
+    """The claim's pooled effect: the mean of its comparisons' differences, per block, in the
+    comparisons' unit, or in percent of the other side where they mix metrics."""
+    same_unit = len({d["_metric"] for d in done}) == 1
+    pairs = []
+    for d in done:
+        a, b = d["_arms"]
+        if not same_unit:                 # e.g. L1 and angular distances: percent of the other side
+            scale = 100 / abs(b.scores.mean())
+            a, b = _scaled(a, scale), _scaled(b, scale)
+        pairs.append((a, b, 1, d["_example_set"]))
+    iv = stats.pooled_interval(pairs)
+    unit = done[0]["_metric"] if same_unit else "% of the other side"
+    return {"effect": iv.difference, "low": iv.low, "high": iv.high,
+            "unit": "points" if unit == "test_score" else unit, "mde": stats.min_detectable_effect(iv.se, iv.df)}
+
+
+def _scaled(arm: stats.Arm, scale: float) -> stats.Arm:
+    return stats.Arm.of(arm.blocks, arm.scores * scale, None if arm.examples is None else arm.examples * scale)
+
+
+def evaluate_comparisons(results: pd.DataFrame, claims: dict[str, list[Comparison]],
+                         examples=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per claim with its decision, one row per comparison behind them)."""
+    claim_rows, detail_rows = [], []
+    for cid, comparisons in claims.items():
+        margin = MARGINS.get(cid, (None, ""))[0]
+        done = []
+        for c in comparisons:
+            d = compare(results, c, examples, margin if c.kind != "greater" else None)
+            if d is not None:
+                done.append({**d, "_metric": c.metric, "_example_set": c.task})
+        decision = decide(cid, done)
+        detail_rows += [{"claim": cid, **{k: v for k, v in d.items() if not k.startswith("_")}} for d in done]
+        claim_rows.append(_claim_row(cid, decision))
+    return pd.DataFrame(claim_rows), pd.DataFrame(detail_rows, columns=["claim"] + COMPARISON_COLUMNS)
+
+
+def evaluate_claims(results: pd.DataFrame, which: str = "table1", archs=("visual_bert", "vilbert"),
+                    examples=None, **options) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(claims with decisions, every comparison behind them) for a claim set. ``examples``: run
+    id → per-example test scores (``Study.test_examples``); ``options`` go to the claim set
+    (the size claims take the ``fractions`` swept)."""
+    if which not in CLAIM_SETS:
+        raise ValueError(f"unknown claim set {which!r}; known: {sorted(CLAIM_SETS)}")
+    return evaluate_comparisons(results, CLAIM_SETS[which](archs, **options), examples)
+
+
+def _claim_row(claim: str, decision: dict) -> dict:
+    text = paper_claims().set_index("id")
+    nan = float("nan")
+    reason = decision["reason"]
+    if claim in MARGINS:
+        reason += f"; margin ±{MARGINS[claim][0]:g} points: {MARGINS[claim][1]}"
+    return {"claim": claim, "section": text.loc[claim, "section"], "statement": text.loc[claim, "claim"],
+            **{k: decision.get(k, nan) for k in ("effect", "low", "high", "mde")},
+            "unit": decision.get("unit", ""), "holding": decision.get("holding", 0),
+            "comparisons": decision.get("comparisons", 0), "decision": decision["decision"], "reason": reason}
 
 
 def _table1_claims(archs) -> dict[str, list[Comparison]]:
@@ -229,64 +416,76 @@ def mark_frozen(results: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def rankings_differ(results: pd.DataFrame, claim: str, task: str, archs, metric: str = "test_score") -> dict:
-    """A claim that two models rank the pretraining sets differently on ``task`` (C13): the
-    best set of each model, and whether they differ."""
-    best, one_seed = {}, False
+def rankings_differ(results: pd.DataFrame, claim: str, task: str, archs, metric: str = "test_score",
+                    examples=None) -> dict:
+    """A claim that two models rank the pretraining sets differently on ``task`` (C13). Each
+    model's best set (by mean); supported when each model's best beats the other model's best
+    within that model (both comparisons hold after Holm); contradicted when both models' best
+    set is the same and beats every other set for each model; undecided otherwise."""
+    best = {}
     for m in archs:
         cells = results[(results["arch"] == m) & (results["task"] == task)].groupby("pretrained_on")[metric]
         if len(cells):
             best[m] = cells.mean().idxmax()
-            one_seed |= bool((cells.count() < 2).any())
-    differ = len(set(best.values())) > 1
-    verdict = ("not measured" if len(best) < 2 else "inconclusive (one seed per cell)" if one_seed
-               else "supported" if differ else "contradicted")
-    return _claim_row(claim, int(differ), len(best), verdict + "".join(
-        f"; best for {MODEL_NAMES[m]}: {source_name(b)}" for m, b in best.items()))
+    if len(best) < 2:
+        return _claim_row(claim, {"decision": "not measured", "reason": "needs both models"})
+    (m1, b1), (m2, b2) = list(best.items())[:2]
+    named = "; ".join(f"best for {MODEL_NAMES[m]}: {source_name(b)}" for m, b in best.items())
+    if b1 != b2:
+        checks = {claim: [Comparison(m1, task, b1, b2, metric=metric), Comparison(m2, task, b2, b1, metric=metric)]}
+    else:
+        others = sorted(set(results["pretrained_on"][results["task"] == task]) - {b1})
+        checks = {claim: [Comparison(m, task, b1, o, metric=metric) for m in (m1, m2) for o in others]}
+    done = [{**d, "_metric": metric, "_example_set": task}
+            for c in checks[claim] if (d := compare(results, c, examples)) is not None]
+    decision = decide(claim, done)
+    holds = decision["decision"] == "supported"
+    if b1 == b2:            # the same best set: all its comparisons holding contradicts the claim
+        decision = {**decision, "decision": "contradicted" if holds else "undecided"}
+    elif decision["decision"] == "supported":
+        decision = {**decision, "decision": "supported" if decision.get("holding") == len(done) else "undecided"}
+    else:
+        decision = {**decision, "decision": "undecided"}
+    return _claim_row(claim, {**decision, "reason": f"{named}; {decision['reason']}"})
 
 
-def evaluate_claims(results: pd.DataFrame, which: str = "table1",
-                    archs=("visual_bert", "vilbert"), **options) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(claims with verdicts, every comparison behind them). ``options`` go to the claim set
-    (the size claims take the ``fractions`` swept)."""
-    if which not in CLAIM_SETS:
-        raise ValueError(f"unknown claim set {which!r}; known: {sorted(CLAIM_SETS)}")
-    claim_rows, detail_rows = [], []
-    for cid, comparisons in CLAIM_SETS[which](archs, **options).items():
-        done = [d for d in (compare(results, c) for c in comparisons) if d is not None]
-        for d in done:
-            detail_rows.append({"claim": cid, **d})
-        outcomes = [d["outcome"] for d in done]
-        mean_diff = sum(d["difference"] for d in done) / len(done) if done else float("nan")
-        claim_rows.append(_claim_row(cid, outcomes.count("holds"), len(done), _verdict(outcomes),
-                                     round(mean_diff, 2)))
-    return pd.DataFrame(claim_rows), pd.DataFrame(detail_rows)
-
-
-def _claim_row(claim: str, holding: int, comparisons: int, verdict: str, mean_difference=float("nan")) -> dict:
-    text = paper_claims().set_index("id")
-    return {"claim": claim, "section": text.loc[claim, "section"], "statement": text.loc[claim, "claim"],
-            "comparisons": comparisons, "holding": holding, "mean difference": mean_difference,
-            "verdict": verdict}
-
-
-def pretraining_loss_claims(losses: pd.DataFrame, archs) -> pd.DataFrame:
-    """Table B.1's claims on pretraining validation losses (one pretraining run per set, so
-    the verdict is on the order alone). ``losses``: arch, sweep, dataset, fraction, mlm_loss.
+def pretraining_loss_claims(losses: pd.DataFrame, archs, examples=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table B.1's claims on pretraining validation MLM losses, one loss per pretraining run
+    (the block is the replicate). ``losses``: arch, sweep, dataset, fraction, block, mlm_loss.
     C24: same updates, COCO lowest and CC highest; C25: same epochs, more CC lower."""
-    rows = []
-    checks24, checks25 = [], []
-    for m in archs:
-        full = losses[(losses["arch"] == m) & (losses["sweep"] == "same updates")
-                      & (losses["fraction"] == losses["fraction"].max())].set_index("dataset")["mlm_loss"]
-        if {"coco", "cc_small"} <= set(full.index):
-            checks24.append(full.idxmin() == "coco" and full.idxmax() == "cc_small")
-        cc = losses[(losses["arch"] == m) & (losses["sweep"] == "same epochs")].sort_values("fraction")["mlm_loss"]
-        if len(cc) > 1:
-            checks25.append(bool((cc.diff().dropna() < 0).all()))
-    for claim, checks in (("C24", checks24), ("C25", checks25)):
-        verdict = ("not measured" if not checks else "supported" if all(checks) else
-                   f"partly supported ({sum(checks)}/{len(checks)})" if any(checks) else "contradicted")
-        rows.append(_claim_row(claim, sum(checks), len(checks), verdict + " (one pretraining run per set)"
-                               if checks else verdict))
-    return pd.DataFrame(rows)
+    table = losses.assign(pretrained_on=[f"{d}@{f:g}" for d, f in zip(losses["dataset"], losses["fraction"])],
+                          task="pretraining")
+    full = table["fraction"][table["sweep"] == "same updates"].max() if (table["sweep"] == "same updates").any() else 1
+    cc = sorted(table["fraction"][table["sweep"] == "same epochs"].unique())
+    at = f"@{full:g}"
+    claims = {
+        "C24": [Comparison(m, "pretraining", hi + at, lo + at, metric="mlm_loss") for m in archs
+                for hi, lo in (("vqa_p", "coco"), ("cc_small", "coco"), ("cc_small", "vqa_p"))],
+        "C25": [Comparison(m, "pretraining", f"cc_full@{small:g}", f"cc_full@{big:g}", metric="mlm_loss")
+                for m in archs for small, big in zip(cc, cc[1:])],
+    }
+    return evaluate_comparisons(table, claims, examples)
+
+
+# --- for reading ----------------------------------------------------------------------------
+def shown(df: pd.DataFrame) -> pd.DataFrame:
+    """A claims or comparisons table for reading: two decimals, a dash for what is not there."""
+    out = df[[c for c in CLAIM_COLUMNS + COMPARISON_COLUMNS if c in df.columns]].copy() if "claim" in df else df.copy()
+    out = out.loc[:, ~out.columns.duplicated()]
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = [("—" if v != v else f"{v:.2f}") for v in out[col]]
+    return out.fillna("—")
+
+
+def sentences(claims: pd.DataFrame) -> list[str]:
+    """One line per claim in plain words: the decision, the pooled effect and its interval,
+    what this budget could detect, and why."""
+    lines = []
+    for _, c in claims.iterrows():
+        effect = ("" if c["effect"] != c["effect"] else
+                  f"pooled effect {c['effect']:+.2f} {c['unit']} [{c['low']:+.2f}, {c['high']:+.2f}], "
+                  f"detectable at this budget from {c['mde']:.2f}; ")
+        lines.append(f"{c['claim']}: {c['decision']} — {effect}{c['holding']} of {c['comparisons']} "
+                     f"comparisons hold after Holm ({c['reason']}).")
+    return lines

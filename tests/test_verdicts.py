@@ -1,0 +1,136 @@
+"""The claim catalogue's decisions: comparisons on blocks, margins, Holm, pooled effects."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from vlstudy import verdicts
+from vlstudy.verdicts import (Comparison, decide, evaluate_claims, evaluate_comparisons, mark_frozen,
+                              pretraining_loss_claims, source_name)
+
+
+def _rows(cells: dict, blocks=(0, 1, 2), noise=0.1, **extra) -> pd.DataFrame:
+    """One finetuning row per (cell, block): ``cells`` maps (arch, pretrained_on, task) to a
+    mean; block k adds ``noise * k`` (shared by every cell: blocks are paired)."""
+    return pd.DataFrame([{"arch": a, "pretrained_on": p, "task": t, "block": b, "seed": b, "finetune_seed": 0,
+                          "test_score": v + noise * b * (1 + 0.3 * (i % 3)), **extra}
+                         for i, ((a, p, t), v) in enumerate(cells.items()) for b in blocks])
+
+
+def test_directional_claim_supported_contradicted_undecided():
+    cells = {("visual_bert", p, "mmimdb"): v for p, v in (("none", 70.0), ("coco", 60.0), ("vqa_p", 61.0),
+                                                           ("cc_small", 69.0))}
+    claims, detail = evaluate_claims(_rows(cells), archs=("visual_bert",))
+    c4 = claims.set_index("claim").loc["C4"]
+    assert (c4["comparisons"], c4["holding"], c4["decision"]) == (3, 3, "supported")
+    assert c4["low"] > 0 and c4["unit"] == "points" and c4["effect"] == pytest.approx((10 + 9 + 1) / 3, abs=0.2)
+    row = detail.set_index("comparison").loc["MM-IMDB: VisualBERT none > VisualBERT COCO"]
+    assert row["claimed side"].startswith("70.") and row["claimed side"].endswith("(3)")
+    assert row["outcome"] == "holds" and row["after Holm"] == "holds" and row["low"] > 0 and row["mde"] > 0
+    assert claims.set_index("claim").loc["C3", "decision"] == "not measured"
+    one_block = evaluate_claims(_rows(cells, blocks=(0,)), archs=("visual_bert",))[0].set_index("claim").loc["C4"]
+    assert one_block["decision"] == "undecided" and "one block" in one_block["reason"]
+    flipped = _rows({k: 140 - v for k, v in cells.items()})
+    assert evaluate_claims(flipped, archs=("visual_bert",))[0].set_index("claim").loc["C4", "decision"] == "contradicted"
+    noisy = _rows(cells, noise=30.0)       # block spread far beyond the gaps
+    assert evaluate_claims(noisy, archs=("visual_bert",))[0].set_index("claim").loc["C4", "decision"] == "undecided"
+    assert set(claims["decision"]) <= set(verdicts.DECISIONS)
+
+
+def test_equal_claims_use_their_margin():
+    """C2 (COCO ≈ VQA-P) holds only when the interval lies within ±1 point; a 5-point gap is
+    refused and, measured precisely, contradicts it."""
+    blocks = tuple(range(6))
+    near = {(m, p, t): 60.0 + (0.2 if p == "coco" else 0) for m in ("visual_bert",) for p in ("coco", "vqa_p")
+            for t in ("vqa_d", "vizwiz")}
+    c2 = evaluate_claims(_rows(near, blocks, noise=0.05), archs=("visual_bert",))[0].set_index("claim").loc["C2"]
+    assert c2["decision"] == "supported" and "margin ±1" in c2["reason"]
+    far = {k: v + (5 if k[1] == "coco" else 0) for k, v in near.items()}
+    c2 = evaluate_claims(_rows(far, blocks, noise=0.05), archs=("visual_bert",))[0].set_index("claim").loc["C2"]
+    assert c2["decision"] == "contradicted"
+    vague = evaluate_claims(_rows(near, (0, 1), noise=3.0), archs=("visual_bert",))[0].set_index("claim").loc["C2"]
+    assert vague["decision"] == "undecided"          # two noisy blocks cannot show equality
+
+
+def test_size_claims():
+    base = {"coco": 60.0, "vqa_p": 61.0, "cc_small": 50.0, "cc_full": 55.0}
+    cells = {("vilbert", f"{d}@{f:g}", "vqa_d"): base[d] + 5 * f for d in base for f in (0.5, 1.0)}
+    claims, detail = evaluate_claims(_rows(cells), "size", ("vilbert",), fractions=(0.5, 1.0))
+    assert claims.set_index("claim")["decision"].to_dict() == {"C5": "supported", "C6": "supported",
+                                                                "C7": "supported"}
+    assert "ViLBERT CC 100%" in " ".join(detail["comparison"])
+    with pytest.raises(ValueError, match="unknown claim set"):
+        evaluate_claims(_rows(cells), "fig9")
+
+
+def test_checkpoint_and_model_claims():
+    score = {("coco:300", False): 60, ("coco:600", False): 58, ("coco:300", True): 40, ("coco:600", True): 45}
+    rows = pd.concat([_rows({("visual_bert", p, "vqa_d"): v}, frozen=f) for (p, f), v in score.items()])
+    claims = evaluate_claims(mark_frozen(rows), "checkpoints", ["visual_bert"], checkpoints=["coco:300", "coco:600"])[0]
+    assert claims.set_index("claim")["decision"].to_dict() == {"C22": "supported", "C23": "supported"}
+    assert source_name("coco:300|frozen") == "COCO 300 updates (frozen base)"
+    both = pd.concat([_rows({(a, "none", "vqa_d"): 60 + (5 if a == "visual_bert" else 0)}, frozen=False)
+                      for a in ("visual_bert", "vilbert")])
+    c21 = evaluate_claims(mark_frozen(both), "models", ["visual_bert", "vilbert"], sources=("none",))[0]
+    assert c21.set_index("claim").loc["C21", "decision"] == "supported"
+
+
+def test_pretraining_loss_claims_on_blocks():
+    rows = [{"arch": "visual_bert", "sweep": "same updates", "dataset": d, "fraction": 1.0, "block": b,
+             "mlm_loss": v + 0.01 * b * (1 + i)} for i, (d, v) in enumerate((("coco", 0.5), ("vqa_p", 0.6), ("cc_small", 1.5)))
+            for b in (0, 1, 2)]
+    rows += [{"arch": "visual_bert", "sweep": "same epochs", "dataset": "cc_full", "fraction": f, "block": b,
+              "mlm_loss": v + 0.01 * b * (1 + i)} for i, (f, v) in enumerate(((0.1, 1.6), (0.5, 1.7), (1.0, 1.4)))
+             for b in (0, 1, 2)]
+    claims, detail = pretraining_loss_claims(pd.DataFrame(rows), ["visual_bert"])
+    decided = claims.set_index("claim")["decision"]
+    assert decided["C24"] == "supported"
+    assert decided["C25"] == "undecided"           # 10 % → 50 % worse, 50 % → 100 % better: reversed once
+    assert "reversed" in set(detail["after Holm"])
+
+
+def test_test_sampling_widens_the_interval():
+    """Per-example scores add the test set's sampling variance to the block-level interval."""
+    rng = np.random.default_rng(0)
+    cells = {("visual_bert", p, "vqa_d"): v for p, v in (("coco", 60.0), ("cc_small", 58.0))}
+    rows = _rows(cells, blocks=(0, 1, 2, 3)).assign(run=lambda d: [f"r{i}" for i in range(len(d))])
+    examples = {r: (rng.random(200) < s / 100).astype(float) * 100 for r, s in zip(rows["run"], rows["test_score"])}
+    rows["test_score"] = [examples[r].mean() for r in rows["run"]]
+    c = Comparison("visual_bert", "vqa_d", "coco", "cc_small")
+    without = verdicts.compare(rows, c)
+    with_examples = verdicts.compare(rows, c, examples.get)
+    assert with_examples["difference"] == pytest.approx(without["difference"])
+    assert with_examples["high"] - with_examples["low"] > without["high"] - without["low"]
+
+
+def test_claim_false_rate_on_simulated_nulls():
+    """With no true effect anywhere, a four-comparison directional claim at 3 blocks is
+    decided (supported or contradicted) in at most 5 % of simulated studies, within
+    Monte-Carlo error; so is any comparison after Holm."""
+    rng = np.random.default_rng(1)
+    sims, decided, any_holm = 300, 0, 0
+    comparisons = {"C1": [Comparison("visual_bert", t, s, "cc_small") for t in ("vqa_d", "vizwiz")
+                          for s in ("coco", "vqa_p")]}
+    for _ in range(sims):
+        rows = [{"arch": "visual_bert", "pretrained_on": p, "task": t, "block": b, "seed": b,
+                 "test_score": 55 + shared + rng.normal(0, 2)}
+                for t in ("vqa_d", "vizwiz") for b in range(3) for shared in [rng.normal(0, 2)]
+                for p in ("coco", "vqa_p", "cc_small")]
+        claims, detail = evaluate_comparisons(pd.DataFrame(rows), comparisons)
+        decided += claims["decision"].iloc[0] in ("supported", "contradicted")
+        any_holm += bool(detail["after Holm"].isin(["holds", "reversed"]).any())
+    bound = 0.05 + 3 * np.sqrt(0.05 * 0.95 / sims)
+    assert decided / sims <= bound and any_holm / sims <= bound
+
+
+def test_decide_without_comparisons_is_not_measured():
+    assert decide("C1", [])["decision"] == "not measured"
+
+
+def test_shown_rounds_and_dashes():
+    claims, _ = evaluate_claims(_rows({("visual_bert", "none", "mmimdb"): 70.0,
+                                        ("visual_bert", "coco", "mmimdb"): 60.0}), archs=("visual_bert",))
+    text = verdicts.shown(claims).to_string()
+    assert "nan" not in text and "—" in text
+    assert all(len(part.split(".")[-1]) <= 2 for part in verdicts.shown(claims)["effect"] if part != "—")
+    lines = verdicts.sentences(claims)
+    assert lines[0].startswith("C1: not measured") and any("C4: " in line for line in lines)
