@@ -308,3 +308,28 @@ def test_finetuning_from_a_released_mmf_checkpoint(chain, tmp_path):
     base = [k for k in start if k.startswith("base.")]
     assert base and all(torch.equal(start[k], ours[k]) for k in base)
     assert 0 <= study.run(spec)["test_score"] <= 100
+
+
+def test_blocks_replicate_every_stage_of_pretraining():
+    """Block k is seed k for the BERT stage, the captioner, every pretraining run and the
+    block's first finetuning replicate; further replicates get seeds clear of other blocks."""
+    from vlstudy.study import Recipe, Study, finetune_seed
+    study = Study(Recipe(world="smoke", model="tiny", blocks=3, finetune_seeds=2))
+    assert list(study.blocks) == [0, 1, 2] and list(study.replicates) == [0, 1]
+    for block in study.blocks:
+        ft = study.finetuning("visual_bert", "vqa_d", "coco", block, replicate=1)
+        pre = study.pretraining("visual_bert", "coco", block=block)
+        assert ft.parent == pre.id and pre.seed == block and pre.parent == study.bert(block).id
+        assert study.bert(block).seed == block and ft.seed == finetune_seed(block, 1) == block + 1000
+        direct = study.finetuning("visual_bert", "vqa_d", "none", block)
+        assert direct.parent == study.bert(block).id and direct.seed == block
+        ccg = study.pretraining("visual_bert", "ccg", block=block)
+        captions = study._specs[ccg.text_from]
+        assert study._specs[captions.parent].seed == block           # the captioner of the block
+    assert len({study.bert(b).id for b in study.blocks}) == 3
+    assert study.finetuning("visual_bert", "vqa_d", "coco", 0).threads == 1
+    other = study.pretraining("visual_bert", "coco", block=1)
+    with pytest.raises(ValueError, match="of block 1, not 0"):
+        study.finetuning("visual_bert", "vqa_d", "coco", 0, pretraining=other)
+    with pytest.raises(ValueError, match="at least 1"):
+        Recipe(blocks=0)

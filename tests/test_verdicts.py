@@ -119,6 +119,7 @@ def test_claim_false_rate_on_simulated_nulls():
         decided += claims["decision"].iloc[0] in ("supported", "contradicted")
         any_holm += bool(detail["after Holm"].isin(["holds", "reversed"]).any())
     bound = 0.05 + 3 * np.sqrt(0.05 * 0.95 / sims)
+    print(f"claim decided in {decided / sims:.1%}, any comparison after Holm in {any_holm / sims:.1%} of null studies")
     assert decided / sims <= bound and any_holm / sims <= bound
 
 
@@ -134,3 +135,24 @@ def test_shown_rounds_and_dashes():
     assert all(len(part.split(".")[-1]) <= 2 for part in verdicts.shown(claims)["effect"] if part != "—")
     lines = verdicts.sentences(claims)
     assert lines[0].startswith("C1: not measured") and any("C4: " in line for line in lines)
+
+
+def test_outcomes_agree_with_the_intervals():
+    """A comparison's outcome is its interval's: "greater" holds exactly when the 95 % interval
+    is above 0; "equal" exactly when stats.equivalence (the 90 % interval within ±margin) says so."""
+    from vlstudy import stats
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        gap, blocks = rng.normal(0, 1.5), tuple(range(int(rng.integers(2, 6))))
+        rows = pd.DataFrame([{"arch": "visual_bert", "pretrained_on": p, "task": "vqa_d", "block": b, "seed": b,
+                              "test_score": 60 + (gap if p == "coco" else 0) + rng.normal(0, 1)}
+                             for b in blocks for p in ("coco", "vqa_p")])
+        greater = verdicts.compare(rows, Comparison("visual_bert", "vqa_d", "coco", "vqa_p"))
+        assert (greater["outcome"] == "holds") == (greater["low"] > 0)
+        assert (greater["outcome"] == "reversed") == (greater["high"] < 0)
+        equal = verdicts.compare(rows, Comparison("visual_bert", "vqa_d", "coco", "vqa_p", "equal"), margin=1.0)
+        arms = [stats.Arm.of(rows["block"][rows["pretrained_on"] == p].to_numpy(),
+                             rows["test_score"][rows["pretrained_on"] == p].to_numpy()) for p in ("coco", "vqa_p")]
+        tost = stats.equivalence(*arms, margin=1.0)
+        assert (equal["outcome"] == "holds") == bool(tost["equivalent"])
+        assert (equal["outcome"] == "fails") == bool(tost["different"])

@@ -53,14 +53,15 @@ def _sections(base: Path) -> list[dict]:
         record_path = base / "notebooks" / f"{path.stem}.json"
         record = json.loads(record_path.read_text()) if record_path.exists() else None
         tables = sorted((base / "tables").glob(f"{name}_*.csv"))
-        claims = [t for t in tables if t.stem == f"{name}_claims"]
-        evidence = [t for t in tables if t.stem == f"{name}_comparisons"]
-        shown = [t for t in tables if t not in claims + evidence and not t.stem.endswith(LINKED_ONLY)]
+        decisions = [t for t in tables if t.stem in (f"{name}_claims", f"{name}_comparisons")]
+        frames = {t.stem.rsplit("_", 1)[1]: pd.read_csv(t) for t in decisions}
+        if "claims" in frames and "decision" not in frames["claims"]:   # an older version's verdicts:
+            frames = {}                                                 # linked, not read as decisions
+        shown = [t for t in tables if t not in decisions and not t.stem.endswith(LINKED_ONLY)]
         out.append({"name": name, "title": _title(path), "record": record,
-                    "claims": pd.read_csv(claims[0]) if claims else None,
-                    "evidence": pd.read_csv(evidence[0]) if evidence else None,
+                    "claims": frames.get("claims"), "evidence": frames.get("comparisons"),
                     "tables": [(t, pd.read_csv(t)) for t in shown],
-                    "linked": [t for t in tables if t.stem.endswith(LINKED_ONLY)],
+                    "linked": [t for t in tables if t.stem.endswith(LINKED_ONLY) or (t in decisions and not frames)],
                     "figures": sorted((base / "figures").glob(f"{name}*.png"))})
     return out
 
@@ -95,7 +96,7 @@ def _claims(df: pd.DataFrame) -> pd.DataFrame:
         "interval": [_interval(lo, hi, u if isinstance(u, str) else "") for lo, hi, u in zip(df["low"], df["high"], df["unit"])],
         "mde": [_number(v) for v in df["mde"]],
         "holding": [f"{h} of {n}" for h, n in zip(df["holding"], df["comparisons"])],
-        "decision": df["decision"], "reason": df["reason"].fillna("")})
+        "decision": df["decision"], "reason": [r if isinstance(r, str) else "" for r in df["reason"]]})
     return out[CLAIM_COLUMNS]
 
 
@@ -106,9 +107,9 @@ def _evidence(df: pd.DataFrame) -> pd.DataFrame:
         "difference": [_number(v) for v in df["difference"]],
         "interval": [_interval(lo, hi) for lo, hi in zip(df["low"], df["high"])],
         "p": [_number(v, 3) for v in df["p"]], "mde": [_number(v) for v in df["mde"]],
-        "outcome": df["outcome"], "after Holm": df["after Holm"].fillna("—"),
+        "outcome": df["outcome"], "after Holm": [h if isinstance(h, str) else "—" for h in df["after Holm"]],
         "bootstrap interval": [_interval(lo, hi) for lo, hi in zip(df["bootstrap low"], df["bootstrap high"])],
-        "reason": df["reason"].fillna("")})
+        "reason": [r if isinstance(r, str) else "" for r in df["reason"]]})
     return out[EVIDENCE_COLUMNS]
 
 

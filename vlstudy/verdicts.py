@@ -157,22 +157,25 @@ def _tail_p(x: float, df: float) -> float:
     return float(sps.t.sf(x, df)) if math.isfinite(df) else float(sps.norm.sf(x))
 
 
-def _pvalues(kind: str, iv: stats.Interval, margin: float) -> tuple[float, float]:
-    """(p of the claimed outcome, p of its opposite), two-sided in the 95 % sense, from the
-    interval's difference, standard error and degrees of freedom."""
-    d, se, df = iv.difference, iv.se, iv.df
-    if se == 0:
-        at = {"greater": (d > 0, d < 0), "equal": (abs(d) < margin, abs(d) > margin),
-              "not_greater": (d < margin, d > margin)}[kind]
-        return tuple(0.0 if hit else 1.0 for hit in at)
+def _pvalues(kind: str, wide: stats.Interval, narrow: stats.Interval | None, margin: float) -> tuple[float, float]:
+    """(p of the claimed outcome, p of its opposite). ``wide``: the 95 % interval, whose p is
+    exact for "differs from 0"; ``narrow``: the 90 % one, the level of the one-sided 5 % tests
+    against the margin (TOST). Each t-based p reproduces its interval's decision exactly at
+    its level (the interval's df is the one that gives its half-width)."""
+    d = wide.difference
     if kind == "greater":
-        return min(1.0, 2 * _tail_p(d / se, df)), min(1.0, 2 * _tail_p(-d / se, df))
-    if kind == "equal":      # TOST's p (both one-sided tests at 5 %); different: outside ±margin
-        tost = max(_tail_p((d + margin) / se, df), _tail_p((margin - d) / se, df))
-        different = min(1.0, 2 * min(_tail_p((d - margin) / se, df), _tail_p((-margin - d) / se, df)))
+        return (wide.p if d > 0 else 1.0), (wide.p if d < 0 else 1.0)
+
+    def beyond(x: float, iv: stats.Interval) -> float:       # P(T >= x / se)
+        if iv.se == 0:
+            return 0.0 if x > 0 else 1.0
+        return _tail_p(x / iv.se, iv.df)
+    if kind == "equal":      # TOST's p: both one-sided tests; different: outside ±margin at 95 %
+        tost = max(beyond(d + margin, narrow), beyond(margin - d, narrow))
+        different = min(1.0, 2 * min(beyond(d - margin, wide), beyond(-margin - d, wide)))
         return tost, different
     # not greater: below +margin (one-sided at 5 %); fails: above +margin (95 % interval)
-    return _tail_p((margin - d) / se, df), min(1.0, 2 * _tail_p((d - margin) / se, df))
+    return beyond(margin - d, narrow), min(1.0, 2 * beyond(d - margin, wide))
 
 
 def _outcome(kind: str, p_claimed: float, p_opposite: float, alpha_claimed: float, alpha_opposite: float) -> str:
@@ -201,8 +204,9 @@ def compare(results: pd.DataFrame, c: Comparison, examples=None, margin: float |
                 "outcome": "undecided", "reason": "one block: no replicate to judge a difference by",
                 "_p": (float("nan"), float("nan"))}
     iv = stats.t_interval(a, b)
+    narrow = stats.t_interval(a, b, level=1 - 2 * ALPHA) if c.kind != "greater" else None
     boot = stats.hierarchical_bootstrap(a, b)
-    p = _pvalues(c.kind, iv, margin or 0.0)
+    p = _pvalues(c.kind, iv, narrow, margin or 0.0)
     # 95 % decisions; the equivalence and non-superiority tests are one-sided at 5 % (TOST)
     alpha_claimed = ALPHA if c.kind == "greater" else 2 * ALPHA
     outcome = _outcome(c.kind, p[0], p[1], alpha_claimed, ALPHA)
