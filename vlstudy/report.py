@@ -21,6 +21,7 @@ import pandas as pd
 from .paper import claims as paper_claims
 from .paths import atomic_write_text, outputs_root
 from .runner import notebook_paths
+from .verdicts import readable
 
 CLAIM_COLUMNS = ["claim", "statement", "effect", "interval", "mde", "holding", "decision", "reason"]
 EVIDENCE_COLUMNS = ["comparison", "claimed side", "other side", "difference", "interval", "p", "mde",
@@ -178,22 +179,13 @@ def to_markdown(profile: str, sections: list[dict], base: Path, card: pd.DataFra
         if s["evidence"] is not None:
             lines += [f"**{EVIDENCE_TITLE}** ({EVIDENCE_NOTE})", "", _evidence(s["evidence"]).to_markdown(index=False), ""]
         for path, df in s["tables"]:
-            lines += [f"**{path.stem}**", "", _readable(df).to_markdown(index=False), ""]
+            lines += [f"**{path.stem}**", "", readable(df).to_markdown(index=False), ""]
         lines += [f"![{f.stem}]({f.relative_to(base).as_posix()})" for f in s["figures"]]
         if s["linked"]:
             lines += ["", "Full tables: " + ", ".join(
                 f"[{t.stem}]({t.relative_to(base).as_posix()})" for t in s["linked"])]
         lines.append("")
     return "\n".join(lines)
-
-
-def _readable(df: pd.DataFrame) -> pd.DataFrame:
-    """A table as read: floats to two decimals, a dash for a missing value."""
-    out = df.copy()
-    for col in out.columns:
-        if pd.api.types.is_float_dtype(out[col]):
-            out[col] = [_number(v) for v in out[col]]
-    return out.fillna("—")
 
 
 def to_html(profile: str, sections: list[dict], base: Path, card: pd.DataFrame, forests: list[Path]) -> str:
@@ -217,7 +209,7 @@ def to_html(profile: str, sections: list[dict], base: Path, card: pd.DataFrame, 
             parts += [f"<h3>{EVIDENCE_TITLE}</h3><p>{esc(EVIDENCE_NOTE)}.</p>",
                       _evidence(s["evidence"]).to_html(index=False, border=0)]
         for path, df in s["tables"]:
-            parts += [f"<h3>{esc(path.stem)}</h3>", _readable(df).to_html(index=False, border=0)]
+            parts += [f"<h3>{esc(path.stem)}</h3>", readable(df).to_html(index=False, border=0)]
         parts += [_img(f) for f in s["figures"]]
         if s["linked"]:
             parts.append("<p>Full tables: " + ", ".join(

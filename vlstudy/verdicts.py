@@ -133,12 +133,8 @@ def _arm(results: pd.DataFrame, arch: str, source: str, task: str, metric: str, 
     return stats.Arm.of(blocks.to_numpy(int), sel[metric].to_numpy(float), per_example)
 
 
-def _block_means(arm: stats.Arm) -> np.ndarray:
-    return np.array([arm.scores[arm.blocks == b].mean() for b in np.unique(arm.blocks)])
-
-
 def _sides(a: stats.Arm, b: stats.Arm) -> dict:
-    means = [_block_means(x) for x in (a, b)]
+    means = [a.block_means, b.block_means]
     return {"claimed side": _mean_sd(*_spread(means[0])) + f" ({len(means[0])})",
             "other side": _mean_sd(*_spread(means[1])) + f" ({len(means[1])})"}
 
@@ -198,9 +194,9 @@ def compare(results: pd.DataFrame, c: Comparison, examples=None, margin: float |
         raise ValueError(f"{c.label()}: an {c.kind!r} comparison needs a margin")
     row = {"comparison": c.label(), **_sides(a, b), "unit": "points" if c.metric == "test_score" else c.metric,
            "_arms": (a, b), "_kind": c.kind, "_margin": margin,
-           "blocks": int(min(len(np.unique(a.blocks)), len(np.unique(b.blocks))))}
+           "blocks": min(len(a.block_ids), len(b.block_ids))}
     if row["blocks"] < 2:
-        return {**row, "difference": float(_block_means(a).mean() - _block_means(b).mean()),
+        return {**row, "difference": a.mean - b.mean,
                 "outcome": "undecided", "reason": "one block: no replicate to judge a difference by",
                 "_p": (float("nan"), float("nan"))}
     iv = stats.t_interval(a, b)
@@ -472,14 +468,20 @@ def pretraining_loss_claims(losses: pd.DataFrame, archs, examples=None) -> tuple
 
 
 # --- for reading ----------------------------------------------------------------------------
-def shown(df: pd.DataFrame) -> pd.DataFrame:
-    """A claims or comparisons table for reading: two decimals, a dash for what is not there."""
-    out = df[[c for c in CLAIM_COLUMNS + COMPARISON_COLUMNS if c in df.columns]].copy() if "claim" in df else df.copy()
-    out = out.loc[:, ~out.columns.duplicated()]
+def readable(df: pd.DataFrame) -> pd.DataFrame:
+    """A table for reading: floats to two decimals, a dash for a missing value, ∞ for inf."""
+    out = df.copy()
     for col in out.columns:
         if pd.api.types.is_float_dtype(out[col]):
-            out[col] = [("—" if v != v else f"{v:.2f}") for v in out[col]]
+            out[col] = [("—" if v != v else "∞" if v == math.inf else f"{v:.2f}") for v in out[col]]
     return out.fillna("—")
+
+
+def shown(df: pd.DataFrame) -> pd.DataFrame:
+    """A claims or comparisons table for reading: its columns, two decimals, a dash for what is
+    not there."""
+    out = df[[c for c in CLAIM_COLUMNS + COMPARISON_COLUMNS if c in df.columns]] if "claim" in df else df
+    return readable(out.loc[:, ~out.columns.duplicated()])
 
 
 def sentences(claims: pd.DataFrame) -> list[str]:
