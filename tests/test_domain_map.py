@@ -1,4 +1,6 @@
 """The domain map's analysis: gains paired with direct training, and the per-axis fit."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,6 +36,8 @@ def test_axis_fit_recovers_the_axis_that_matters():
     table = fit.table().set_index("axis")
     assert table.loc["textual", "effect across the map"] == pytest.approx(10 * 0.6, abs=0.4)
     assert which_axis(fit).startswith("the textual axis matters more")
+    said = which_axis(fit, "VisualBERT on VQA-D, whole, 3 blocks")
+    assert said.startswith("VisualBERT on VQA-D, whole, 3 blocks: the textual axis matters more")
     assert "textual +6" in which_axis(fit) and "(beyond noise)" in which_axis(fit)
     np.testing.assert_allclose(fit.predict(frame), frame["gain"], atol=1.0)
     # noise only: no axis wins
@@ -74,3 +78,17 @@ def test_seed_offsets_shared_by_a_seeds_runs_are_absorbed():
     assert within.predict(frame).mean() == pytest.approx(frame["gain"].mean())
     # three points, one run each: no residual dof, no spread to judge it
     assert "no spread" in which_axis(axis_fit(frame[frame["seed"] == 0].iloc[:3]))
+
+
+def test_beyond_noise_is_a_5_percent_call_on_a_2x2_grid_with_three_blocks():
+    """The study's map: 4 points × 3 blocks, one offset per block (7 residual dof). With no
+    true effect an axis is called beyond noise in 5 % of maps (t quantile, not 2 se)."""
+    rng = np.random.default_rng(2)
+    rows = [{"block": b, "visual": v, "textual": t} for b in range(3) for v in (0.0, 1.0) for t in (0.0, 1.0)]
+    frame = pd.DataFrame(rows)
+    calls, n = 0, 2000
+    for _ in range(n):
+        frame["gain"] = rng.normal(0, 1, len(frame)) + frame["block"].map({0: 1.0, 1: 0.0, 2: -1.0})
+        calls += bool(re.search(r"textual [+-][\d.]+ ± [\d.]+ \(beyond noise\)",
+                                which_axis(axis_fit(frame, group="block"))))
+    assert 0.035 < calls / n < 0.065, calls / n

@@ -156,3 +156,26 @@ def test_outcomes_agree_with_the_intervals():
         tost = stats.equivalence(*arms, margin=1.0)
         assert (equal["outcome"] == "holds") == bool(tost["equivalent"])
         assert (equal["outcome"] == "fails") == bool(tost["different"])
+
+
+def test_primary_comparisons_are_decided_as_one_family():
+    cells = {("visual_bert", p, t): v for t in ("vqa_d", "vizwiz")
+             for p, v in (("none", 50.0), ("coco", 58.0), ("cc_small", 49.0))}
+    whole = _rows(cells, frozen=False)
+    frozen = _rows({k: v - 5 * (k[1] == "none") for k, v in cells.items()}, frozen=True)
+    results = pd.concat([whole, frozen], ignore_index=True)
+    primary = [{"arch": "visual_bert", "task": "vqa_d", "a": "coco", "b": "none"},
+               {"arch": "visual_bert", "task": "vqa_d", "a": "cc_small", "b": "coco"},
+               {"arch": "visual_bert", "task": "vizwiz", "a": "cc_small", "b": "none", "frozen": True}]
+    got = verdicts.primary_comparisons(results, primary)
+    assert got["decision"].tolist() == ["supported", "contradicted", "supported"]
+    assert got["comparison"].iloc[2] == "VizWiz: VisualBERT CC-small (frozen base) > VisualBERT none (frozen base)"
+    with pytest.raises(ValueError, match="was not run"):
+        verdicts.primary_comparisons(results, [{"arch": "vilbert", "task": "vqa_d", "a": "coco", "b": "none"}])
+    with pytest.raises(ValueError, match="names arch, task, a, b"):
+        verdicts.primary_comparisons(results, [{"arch": "visual_bert", "task": "vqa_d", "a": "coco", "c": 1}])
+    sens = verdicts.sensitivity(results, ["coco", "cc_small"]).set_index(["task", "training"])
+    assert sens["passes"].all() and sens.loc[("VQA-D", "whole"), "best gain"] == pytest.approx(8, abs=0.3)
+    assert sens.loc[("VQA-D", "whole"), "sets beating direct training (Holm)"] == "COCO"
+    flat = verdicts.sensitivity(_rows(cells, noise=30.0, frozen=False), ["cc_small"])
+    assert not flat["passes"].any()

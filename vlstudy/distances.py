@@ -74,10 +74,9 @@ def finetuning_drift(spec, registry) -> pd.DataFrame:
     from transformers import set_seed
 
     from .train import build_model
-    from .data.root import open_data
     folder = registry.folder(spec)
     if registry.metrics(spec) is None:
         raise ValueError(f"run {spec.id} has not finished: no weights to compare")
     set_seed(spec.seed)
-    start = build_model(spec, open_data(spec.world), registry.folder(spec.parent) if spec.parent else None)
+    start = build_model(spec, spec.data(), registry.folder(spec.parent) if spec.parent else None)
     return weight_distances(start.base.state_dict(), base_state(folder / "model.safetensors"))

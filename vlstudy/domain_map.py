@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.stats as sps
 
 AXES = ("visual", "textual")
 KEYS = ["arch", "task", "seed", "frozen"]
@@ -110,10 +111,12 @@ def axis_fit(frame: pd.DataFrame, y: str = "gain", axes=AXES, group: str | None 
                    r2=r2, r2_alone=alone, n=len(frame), dof=dof)
 
 
-def which_axis(fit: AxisFit) -> str:
+def which_axis(fit: AxisFit, about: str = "") -> str:
     """Plain words: which axis moves the gain more across the map, whether that is resolved
-    (the difference of the two effects' sizes is more than twice its standard error, from the
-    slopes' covariance) and whether each effect is beyond noise (more than twice its own)."""
+    (the difference of the two effects' sizes is outside its 95 % t-interval on the fit's
+    residual dof, from the slopes' covariance) and whether each effect is beyond noise (its
+    own 95 % t-interval excludes 0). ``about`` names what was fitted (model, task, training,
+    blocks), so that the sentence stands alone."""
     t = fit.table().set_index("axis")
     effect = t["effect across the map"]
     big, small = sorted(t.index, key=lambda a: -abs(effect[a]))
@@ -123,13 +126,15 @@ def which_axis(fit: AxisFit) -> str:
     w[names.index(big)] = np.sign(effect[big]) * t.loc[big, "span"]
     w[names.index(small)] = -np.sign(effect[small]) * t.loc[small, "span"]
     diff, se = abs(effect[big]) - abs(effect[small]), float(np.sqrt(max(w @ fit.cov @ w, 0.0)))
+    crit = float(sps.t.ppf(0.975, fit.dof)) if fit.dof > 0 else float("nan")
 
     def said(a):
         e, s = effect[a], t.loc[a, "effect se"]
-        return f"{a} {e:+.2f} ± {s:.2f}" + ("" if math.isnan(s) else " (beyond noise)" if abs(e) > 2 * s
+        return f"{a} {e:+.2f} ± {s:.2f}" + ("" if math.isnan(s) else " (beyond noise)" if abs(e) > crit * s
                                               else " (within noise)")
-    verdict = (f"the {big} axis matters more" if diff > 2 * se else
+    verdict = (f"the {big} axis matters more" if diff > crit * se else
                f"the {big} axis moves it more, but the two effects are not separable" if not math.isnan(se) else
                f"the {big} axis moves it more (no spread to judge it)")
-    return (f"{verdict} (gain from the far end to the task's end: {', '.join(said(a) for a in t.index)} "
-            f"points; R² {fit.r2:.2f}, {fit.dof} residual dof)")
+    subject = f"{about}: " if about else ""
+    return (f"{subject}{verdict} (gain from the far end to the task's end: {', '.join(said(a) for a in t.index)} "
+            f"points ± se, judged at 95 % with t on {fit.dof} dof; R² {fit.r2:.2f})")

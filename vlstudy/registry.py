@@ -60,14 +60,13 @@ class Registry:
         for needed in spec.needs:
             if not (self.folder(needed) / "metrics.json").exists():
                 raise ValueError(f"run {spec.id} needs run {needed}, which has not finished")
-        from .data.root import open_data
         folder = self.folder(spec)
         folder.mkdir(parents=True, exist_ok=True)
         main = int(os.environ.get("RANK", "0")) == 0         # under torchrun only rank 0 writes
         if main:
             atomic_write_text(folder / "spec.json", json.dumps(spec.__dict__, indent=1))
         started = time.time()
-        metrics = train_run(spec, folder, open_data(spec.world),
+        metrics = train_run(spec, folder, spec.data(),
                             self.folder(spec.parent) if spec.parent else None, progress,
                             generated_folder(self.folder(spec.text_from)) if spec.text_from else None)
         metrics["wall_seconds"] = round(time.time() - started, 1)

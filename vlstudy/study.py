@@ -34,6 +34,9 @@ FINETUNE_STEPS = {"vqa_d": 600, "vizwiz": 300, "snli_ve": 300, "mmimdb": 300}
 class Recipe:
     """Hyper-parameters shared by the study's runs (a profile sets them)."""
     world: str = "small"
+    # The preset's world at another seed: the confirmation world (world.CONFIRMATION_SEED), on
+    # which the report's verdicts are computed; None: the preset's own seed (0, a calibration world)
+    world_seed: int | None = None
     model: str = "small"
     batch_size: int = 64             # the BERT stage and pretraining
     # Finetuning takes smaller batches: what matters at this scale is the number of updates,
@@ -115,7 +118,7 @@ class Study:
     def _spec(self, **kw) -> RunSpec:
         r = self.recipe
         kw.setdefault("batch_size", r.batch_size)
-        spec = RunSpec(world=r.world, model=r.model, max_grad_norm=r.max_grad_norm, threads=r.threads_per_job, **kw)
+        spec = RunSpec(world=r.world, world_seed=r.world_seed, model=r.model, max_grad_norm=r.max_grad_norm, threads=r.threads_per_job, **kw)
         self._specs[spec.id] = spec
         return spec
 

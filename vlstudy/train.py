@@ -50,6 +50,7 @@ class RunSpec:
     dataset: str                   # "corpus" for the BERT stage; else a dataset of the world
                                    # (for "captions": the dataset whose images are captioned)
     world: str = "small"           # world preset, or a prepared data root's path (data.root.open_data)
+    world_seed: int | None = None  # a preset's world at this seed (None: the preset's own, 0)
     model: str = "small"           # model config preset
     init: str = "bert"             # "bert" (parent = BERT stage), "pretrained" (parent = pretrain run), "random"
     parent: str | None = None      # run id this one starts from
@@ -118,12 +119,17 @@ class RunSpec:
         """Content address: the spec, and what its world and model names resolve to today."""
         from .data.root import data_digest
         resolved = [dataclasses.asdict(self), dataclasses.asdict(model_config(self.model)),
-                    data_digest(self.world, self.dataset), TRAINING_VERSION]
+                    data_digest(self.world, self.dataset, self.world_seed), TRAINING_VERSION]
         if self.stage in ("captioner", "captions"):         # how captions are decoded (and scored)
             from .captioner import DECODING
             resolved.append(DECODING)
         blob = json.dumps(resolved, sort_keys=True).encode()
         return f"{self.stage}-{self.arch}-{self.dataset}-{hashlib.sha256(blob).hexdigest()[:12]}"
+
+    def data(self) -> DataRoot:
+        """The data root the run reads (its world, at its world seed)."""
+        from .data.root import open_data
+        return open_data(self.world, self.world_seed)
 
     def replace(self, **changes) -> "RunSpec":
         return dataclasses.replace(self, **changes)

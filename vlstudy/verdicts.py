@@ -467,6 +467,65 @@ def pretraining_loss_claims(losses: pd.DataFrame, archs, examples=None) -> tuple
     return evaluate_comparisons(table, claims, examples)
 
 
+# --- the profile's primary comparisons and the test bed's sensitivity ------------------------
+PRIMARY_COLUMNS = ["comparison", "claimed side", "other side", "difference", "low", "high", "p", "mde",
+                   "blocks", "outcome", "after Holm", "decision"]
+WORDS = {"holds": "supported", "reversed": "contradicted", "fails": "contradicted", "undecided": "undecided"}
+
+
+def _marked(arch: str, task: str, a: str, b: str, frozen: bool = False) -> Comparison:
+    mark = "|frozen" if frozen else ""
+    return Comparison(arch, task, a + mark, b + mark)
+
+
+def primary_comparisons(results: pd.DataFrame, primary: list[dict], examples=None) -> pd.DataFrame:
+    """The comparisons a profile names before the study runs (chosen on calibration worlds),
+    each a dict of ``arch``, ``task``, ``a`` (the side claimed higher), ``b`` and ``frozen``:
+    its 95 % interval and outcome, Holm's correction over the whole primary family, and the
+    decision (supported, contradicted, undecided) after it. ``results``: whole and frozen rows
+    (``finetune_grid``'s ``frozen`` column)."""
+    marked = mark_frozen(results)
+    done = []
+    for entry in primary:
+        unknown = sorted(set(entry) - {"arch", "task", "a", "b", "frozen"})
+        if unknown or not {"arch", "task", "a", "b"} <= set(entry):
+            raise ValueError(f"a primary comparison names arch, task, a, b (and frozen), got {entry}")
+        d = compare(marked, _marked(**entry), examples)
+        if d is None:
+            raise ValueError(f"primary comparison {entry} was not run: the notebook's grid lacks a side")
+        done.append({**d, "_metric": "test_score", "_example_set": entry["task"]})
+    decide("primary", done)                  # Holm over the family: fills "after Holm"
+    rows = [{**{k: v for k, v in d.items() if not k.startswith("_")}, "decision": WORDS[d["after Holm"]]}
+            for d in done]
+    return pd.DataFrame(rows, columns=PRIMARY_COLUMNS)
+
+
+def sensitivity(results: pd.DataFrame, sets, examples=None) -> pd.DataFrame:
+    """Whether the test bed shows pretraining at all: per (arch, task, whole or frozen), does
+    some pretraining set of ``sets`` beat direct training, its 95 % interval above 0 after
+    Holm over the sets of the cell? Which set wins is an outcome, reported, not a target."""
+    marked = mark_frozen(results)
+    rows = []
+    for (arch, task, frozen), _ in results.groupby(["arch", "task", "frozen"], sort=False):
+        done, names = [], []
+        for s in sets:
+            d = compare(marked, _marked(arch, task, s, "none", frozen), examples)
+            if d is not None:
+                done.append({**d, "_metric": "test_score", "_example_set": task})
+                names.append(source_name(s))
+        if not done:
+            continue
+        decide("sensitivity", done)
+        best = max(done, key=lambda d: d["difference"])
+        shown_by = [n for n, d in zip(names, done) if d["after Holm"] == "holds"]
+        rows.append({"model": MODEL_NAMES[arch], "task": TASK_NAMES.get(task, task),
+                     "training": "frozen base" if frozen else "whole", "best gain": best["difference"],
+                     "low": best["low"], "high": best["high"], "mde": best["mde"], "blocks": best["blocks"],
+                     "sets beating direct training (Holm)": ", ".join(shown_by) or "none",
+                     "passes": bool(shown_by)})
+    return pd.DataFrame(rows)
+
+
 # --- for reading ----------------------------------------------------------------------------
 def readable(df: pd.DataFrame) -> pd.DataFrame:
     """A table for reading: floats to two decimals, a dash for a missing value, ∞ for inf."""

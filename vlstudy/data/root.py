@@ -88,12 +88,16 @@ class DataRoot:
         return VLDataset(Path(folder), split, self.tokenizer, self.store(info.store), max_text_len)
 
 
-def open_data(name: str) -> DataRoot:
-    """A data root by name: a synthetic world preset ("smoke", "small", "full"), built on first
-    use, or the path of a folder ``vlstudy prepare`` wrote (the real datasets)."""
+def open_data(name: str, world_seed: int | None = None) -> DataRoot:
+    """A data root by name: a synthetic world preset ("smoke", "small", "full"), at its own
+    seed or at ``world_seed``, built on first use; or the path of a folder ``vlstudy prepare``
+    wrote (the real datasets, which have no seed)."""
     from ..world import PRESETS, open_world
     if name in PRESETS:
-        return open_world(name)
+        return open_world(name, seed=world_seed)
+    if world_seed is not None:
+        raise ValueError(f"world_seed {world_seed} is for the synthetic world presets; "
+                         f"{name!r} is a prepared data root")
     folder = Path(name).expanduser()
     if not (folder / "datasets").is_dir():
         raise ValueError(f"data {name!r} is neither a world preset ({sorted(PRESETS)}) nor a "
@@ -101,14 +105,14 @@ def open_data(name: str) -> DataRoot:
     return DataRoot(folder)
 
 
-def data_digest(name: str, dataset: str | None = None) -> str:
+def data_digest(name: str, dataset: str | None = None, world_seed: int | None = None) -> str:
     """What a run on ``dataset`` of ``name`` depends on: a world's spec; for a prepared root,
     that dataset's description and its store's list of images, not the root's other datasets
     (preparing one more leaves finished runs valid)."""
     from ..world import PRESETS, world_spec
     if name in PRESETS:
-        return world_spec(name).digest()
-    root = open_data(name)
+        return world_spec(name, seed=world_seed).digest()
+    root = open_data(name, world_seed)
     info = root.folder / "datasets" / str(dataset) / "dataset.json"
     if not info.exists():                                   # e.g. the BERT stage's "corpus"
         return hashlib.sha256(str(root.folder.resolve()).encode()).hexdigest()[:12]

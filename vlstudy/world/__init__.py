@@ -14,8 +14,9 @@ __all__ = ["DOWNSTREAM", "PRESETS", "PRETRAINING", "TEXT_DOMAINS", "VISUAL_DOMAI
            "open_world", "world_spec"]
 
 
-def open_world(preset: str = "small", root: Path | None = None, progress=None, **overrides) -> DataRoot:
-    """The world of a preset (and overrides), built on first use under ``outputs/data``."""
+def open_world(preset: str = "small", root: Path | None = None, progress=None,
+               seed: int | None = None, **overrides) -> DataRoot:
+    """The world of a preset (at ``seed``, and overrides), built on first use under ``outputs/data``."""
     from ..paths import outputs_root
-    spec = world_spec(preset, **overrides)
+    spec = world_spec(preset, seed=seed, **overrides)
     return DataRoot(build_world(spec, Path(root) if root else outputs_root() / "data", progress))

@@ -38,6 +38,12 @@ from .visual import Camera, Scene, VisualDomain, sample_scenes
 SPLITS = ("train", "val", "test")
 # Bump when the generator changes what a spec builds: built worlds are cached by digest.
 GENERATOR_VERSION = 5             # 5: a deterministic tokenizer vocabulary
+# World seeds by role (see README, "Calibration and confirmation"). Every world knob and
+# recipe setting is chosen on validation scores of calibration worlds; the report's verdicts
+# are computed on the confirmation world, whose seed nothing was tuned on. Calibration code
+# (vlstudy.calibration) refuses the confirmation world.
+CALIBRATION_SEEDS = (0, 7)        # 0: the default world's; 7: a second world used in calibration
+CONFIRMATION_SEED = 1
 PRETRAINING = ("coco", "vqa_p", "cc_small", "cc_full")
 DOWNSTREAM = ("vqa_d", "vizwiz", "snli_ve", "mmimdb")
 
@@ -51,8 +57,12 @@ class WorldSpec:
     coco_images: int = 1600          # COCO pool; captions = 5 per image = the pretraining size
     cc_full_factor: int = 10         # CC-full is this many times CC-small (= COCO's size)
     pretrain_holdout: float = 0.05   # of pretraining images, for val and again for test
-    vqa_d: tuple[int, int, int] = (3000, 600, 600)     # questions: train, val, test
-    vizwiz: tuple[int, int, int] = (600, 200, 400)     # low-resource
+    # Test splits of 10,000: at ~55 % one score's test-sampling sd is 100·√(0.2475/n) = 0.5
+    # points (at 600 it was 2.0, as large as the effects sought); validation splits of 2,000
+    # pick the checkpoint (sd 1.1 points, and two checkpoints of one run differ on the same
+    # questions, so less). Evaluation is a forward pass: cheap next to training.
+    vqa_d: tuple[int, int, int] = (3000, 2000, 10000)  # questions: train, val, test
+    vizwiz: tuple[int, int, int] = (600, 2000, 10000)  # low-resource (training split)
     snli_ve: tuple[int, int, int] = (3000, 600, 600)   # statements (3 per image)
     mmimdb: tuple[int, int, int] = (600, 200, 400)     # movies, low-resource
     corpus_sentences: int = 20000
@@ -72,13 +82,18 @@ PRESETS: dict[str, WorldSpec] = {
                        snli_ve=(90, 30, 30), mmimdb=(60, 30, 30), corpus_sentences=600),
     "small": WorldSpec(),
     "full": WorldSpec(feature_dim=64, max_regions=12, coco_images=6000,
-                      vqa_d=(12000, 2000, 2000), vizwiz=(1500, 500, 1000),
+                      vqa_d=(12000, 2000, 10000), vizwiz=(1500, 2000, 10000),
                       snli_ve=(12000, 2000, 2000), mmimdb=(1500, 500, 1000),
                       corpus_sentences=80000),
 }
 
 
-def world_spec(preset: str = "small", **overrides) -> WorldSpec:
+def world_spec(preset: str = "small", seed: int | None = None, **overrides) -> WorldSpec:
+    """A preset's spec, at another world seed when ``seed`` is given."""
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"a world seed is an integer >= 0, got {seed!r}")
+        overrides["seed"] = seed
     if preset not in PRESETS:
         raise ValueError(f"unknown world preset {preset!r}; known: {sorted(PRESETS)}")
     try:

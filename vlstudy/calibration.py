@@ -1,0 +1,142 @@
+"""Calibration: a world knob or recipe lever measured on validation scores of calibration worlds.
+
+Every choice of world or recipe is made here, on validation splits, so that the confirmation
+world (``world.CONFIRMATION_SEED``), on which the report's verdicts are computed, stays one
+that nothing was tuned on: this module refuses it, and what it returns holds no test score.
+
+A lever is a set of Recipe changes (plus, for finetuning, the share of the task's training
+split, the low-resource lever). Its effect is read as the pretraining gain it leaves: a
+pretraining set's validation score minus direct training's, per block (pretraining seed),
+with the study's t-interval on blocks plus validation sampling (``stats.t_interval``).
+
+    .venv/bin/python -m vlstudy.calibration --out outputs/calibration    # the README's levers
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from . import stats
+from .registry import Registry
+from .study import NO_PRETRAINING, Recipe, Study
+from .world.build import CONFIRMATION_SEED
+
+# name → (why it is a candidate, Recipe changes, share of each task's training split)
+LEVERS: dict[str, tuple[str, dict, float]] = {
+    "baseline": ("the recipe as the profile sets it", {}, 1.0),
+    "finetune_lr_low": ("a pretrained start may be overwritten at 1e-3: the paper finetunes at "
+                        "its pretraining rate, ours at half of it; try a third of that",
+                        {"finetune_lr": 3e-4}, 1.0),
+    "finetune_updates_2x": ("direct training may catch up given updates: twice the finetuning updates",
+                            {"finetune_steps": "2x"}, 1.0),
+    "low_resource": ("pretraining pays where downstream data is scarce (VizWiz ~20k vs VQA 443k "
+                     "questions): a third of each task's training split, same updates", {}, 1 / 3),
+}
+
+
+def check_calibration_world(recipe: Recipe) -> None:
+    """Calibration reads only calibration worlds: the confirmation world stays untouched."""
+    if recipe.world_seed == CONFIRMATION_SEED:
+        raise ValueError(f"world seed {CONFIRMATION_SEED} is the confirmation world: calibration "
+                         "(choosing world knobs or recipe settings) must not read it; use a "
+                         "calibration world (world.CALIBRATION_SEEDS)")
+
+
+def lever_recipe(base: Recipe, lever: str) -> tuple[Recipe, float]:
+    if lever not in LEVERS:
+        raise ValueError(f"unknown lever {lever!r}; known: {sorted(LEVERS)}")
+    _, changes, fraction = LEVERS[lever]
+    changes = dict(changes)
+    if changes.get("finetune_steps") == "2x":
+        steps = base.finetune_steps
+        changes["finetune_steps"] = ({t: 2 * n for t, n in steps.items()} if isinstance(steps, dict)
+                                     else 2 * int(steps))
+    recipe = dataclasses.replace(base, **changes)
+    check_calibration_world(recipe)
+    return recipe, fraction
+
+
+def measure(base: Recipe, lever: str, archs, pretrained_on, tasks, frozen=(False,),
+            registry: Registry | None = None) -> pd.DataFrame:
+    """Validation scores of a lever's grid: one row per (arch, init, task, frozen, block).
+    Test metrics are dropped: calibration decides on validation splits only."""
+    recipe, fraction = lever_recipe(base, lever)
+    study = Study(recipe, registry)
+    keys = [(a, p, t, f, b) for a in archs for p in pretrained_on for t in tasks for f in frozen
+            for b in study.blocks]
+    specs = []
+    for a, p, t, f, b in keys:
+        spec = study.finetuning(a, t, p, b, frozen=f)
+        specs.append(spec if fraction == 1 else spec.replace(train_fraction=fraction))
+    try:
+        finished = study.run_many(specs)
+    finally:
+        study.close()
+    rows = []
+    for (a, p, t, f, b), spec, m in zip(keys, specs, finished):
+        val = study.registry.predictions(spec, "val")
+        rows.append({"lever": lever, "arch": a, "pretrained_on": p, "task": t, "frozen": f, "block": b,
+                     "run": spec.id, "val_score": m["val_score"],
+                     "_val_examples": val["score"].to_numpy(float) * 100 if "score" in val else None})
+    return pd.DataFrame(rows)
+
+
+def gains(table: pd.DataFrame) -> pd.DataFrame:
+    """Each pretraining set's validation gain over direct training, per lever and cell: the
+    mean of per-block differences and its 95 % interval (blocks plus validation sampling)."""
+    rows = []
+    for (lever, arch, task, frozen), cell in table.groupby(["lever", "arch", "task", "frozen"], sort=False):
+        arms = {p: stats.Arm(g["block"].to_numpy(), g["val_score"].to_numpy(),
+                             None if g["_val_examples"].isna().any() else list(g["_val_examples"]))
+                for p, g in cell.groupby("pretrained_on", sort=False)}
+        if NO_PRETRAINING not in arms:
+            continue
+        for p, arm in arms.items():
+            if p == NO_PRETRAINING:
+                continue
+            iv = stats.t_interval(arm, arms[NO_PRETRAINING])
+            rows.append({"lever": lever, "arch": arch, "task": task, "frozen": frozen, "pretrained_on": p,
+                         "direct": arms[NO_PRETRAINING].mean, "pretrained": arm.mean,
+                         "gain": iv.difference, "low": iv.low, "high": iv.high,
+                         "blocks": len(arm.block_ids)})
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--levers", nargs="+", default=list(LEVERS))
+    ap.add_argument("--archs", nargs="+", default=["visual_bert"])
+    ap.add_argument("--sets", nargs="+", default=[NO_PRETRAINING, "coco", "cc_small"])
+    ap.add_argument("--tasks", nargs="+", default=["vqa_d", "vizwiz"])
+    ap.add_argument("--blocks", type=int, default=3)
+    ap.add_argument("--world", default="small", help="world preset")
+    ap.add_argument("--world-seed", type=int, default=None, help="a calibration world's seed (default: 0)")
+    ap.add_argument("--model", default="small", help="model config preset")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("outputs/calibration"))
+    args = ap.parse_args(argv)
+    base = Recipe(world=args.world, world_seed=args.world_seed, model=args.model, blocks=args.blocks,
+                  jobs=args.jobs)
+    try:
+        check_calibration_world(base)
+    except ValueError as e:
+        ap.error(str(e))
+    args.out.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for lever in args.levers:
+        frozen = (False, True) if lever == "baseline" else (False,)
+        tables.append(measure(base, lever, args.archs, args.sets, args.tasks, frozen))
+        table = pd.concat(tables, ignore_index=True)
+        table.drop(columns="_val_examples").to_csv(args.out / "val_scores.csv", index=False)
+        result = gains(table)
+        result.to_csv(args.out / "gains.csv", index=False)
+        print(result.round(2).to_string(index=False), file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
