@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def measure(base: Recipe, lever: str, archs, pretrained_on, tasks, frozen=(False
     """Validation scores of a lever's grid: one row per (arch, init, task, frozen, block).
     Test metrics are dropped: calibration decides on validation splits only."""
     recipe, fraction = lever_recipe(base, lever)
-    study = Study(recipe, registry)
+    study = Study(recipe, registry, log=_without_test_scores)
     keys = [(a, p, t, f, b) for a in archs for p in pretrained_on for t in tasks for f in frozen
             for b in study.blocks]
     specs = []
@@ -83,6 +84,11 @@ def measure(base: Recipe, lever: str, archs, pretrained_on, tasks, frozen=(False
                      "run": spec.id, "val_score": m["val_score"],
                      "_val_examples": val["score"].to_numpy(float) * 100 if "score" in val else None})
     return pd.DataFrame(rows)
+
+
+def _without_test_scores(line: str) -> None:
+    """The study's run log, less the test score it prints for finetuning runs."""
+    print(re.sub(r",? ?test_score [^,]*", "", line), file=sys.stderr, flush=True)
 
 
 def gains(table: pd.DataFrame) -> pd.DataFrame:

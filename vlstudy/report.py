@@ -143,6 +143,38 @@ def scorecard(sections: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# The profile's own decisions, shown before the paper's claims: (table, title, what it is)
+HEADLINE = (("domain_match_primary", "Primary comparisons",
+             "named in the profile before the study ran and decided as one family (95 % t-interval on blocks "
+             "plus test sampling, Holm's correction over all of them)"),
+            ("domain_match_sensitivity", "Does pretraining show in this world?",
+             "per model, task and training: the largest gain of a pretraining set over direct training, and "
+             "the sets whose gain holds after Holm over the cell's sets"))
+
+
+def headline(base: Path) -> list[tuple[str, str, pd.DataFrame]]:
+    """The primary comparisons and the sensitivity check, where the profile's notebooks wrote them."""
+    out = []
+    for stem, title, note in HEADLINE:
+        path = base / "tables" / f"{stem}.csv"
+        if path.exists():
+            out.append((title, note, readable(pd.read_csv(path))))
+    return out
+
+
+def world_line(sections: list[dict]) -> str:
+    """Which world the verdicts were computed on: the confirmation world or a calibration one."""
+    from .world.build import CONFIRMATION_SEED
+    seeds = {(s["record"]["parameters"].get("world", "?"), s["record"]["parameters"].get("world_seed"))
+             for s in sections if s["record"]}
+    said = []
+    for world, seed in sorted(seeds, key=str):
+        role = ("the confirmation world: nothing was tuned on it" if seed == CONFIRMATION_SEED else
+                "a calibration world: its world and recipe were tuned on it, so these are not confirmation evidence")
+        said.append(f"world `{world}` at seed {0 if seed is None else seed} ({role})")
+    return "Computed on " + "; ".join(said) + "." if said else ""
+
+
 def _tally(card: pd.DataFrame) -> str:
     counts = card["decision"].value_counts()
     return ", ".join(f"{counts.get(d, 0)} {d}" for d in ("supported", "contradicted", "undecided", "not measured"))
@@ -168,8 +200,10 @@ def forest_figures(sections: list[dict], base: Path) -> list[Path]:
 
 
 def to_markdown(profile: str, sections: list[dict], base: Path, card: pd.DataFrame, forests: list[Path]) -> str:
-    lines = [f"# vlstudy report: profile `{profile}`", "", "## Scorecard", "", f"*{_tally(card)}.* {SCORECARD_NOTE}", "",
-             card.to_markdown(index=False), ""]
+    lines = [f"# vlstudy report: profile `{profile}`", "", world_line(sections), ""]
+    for title, note, df in headline(base):
+        lines += [f"## {title}", "", f"*{note}.*", "", df.to_markdown(index=False), ""]
+    lines += ["## Scorecard", "", f"*{_tally(card)}.* {SCORECARD_NOTE}", "", card.to_markdown(index=False), ""]
     lines += [f"![{f.stem}]({f.relative_to(base).as_posix()})" for f in forests] + [""]
     for s in sections:
         lines += [f"## {s['title']}", "", f"*Notebook `{s['name']}`: {_status(s['record'])}.*", ""]
@@ -195,8 +229,10 @@ def to_html(profile: str, sections: list[dict], base: Path, card: pd.DataFrame, 
              "</title><style>body{font-family:sans-serif;max-width:72em;margin:auto;padding:1em}"
              "table{border-collapse:collapse;font-size:90%;margin:.5em 0 1.5em}"
              "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}</style></head><body>",
-             f"<h1>vlstudy report: profile <code>{esc(profile)}</code></h1>",
-             f"<h2 id='scorecard'>Scorecard</h2><p><em>{esc(_tally(card))}.</em> {esc(SCORECARD_NOTE)}</p>",
+             f"<h1>vlstudy report: profile <code>{esc(profile)}</code></h1>", f"<p>{esc(world_line(sections))}</p>"]
+    for title, note, df in headline(base):
+        parts += [f"<h2>{esc(title)}</h2><p><em>{esc(note)}.</em></p>", df.to_html(index=False, border=0)]
+    parts += [f"<h2 id='scorecard'>Scorecard</h2><p><em>{esc(_tally(card))}.</em> {esc(SCORECARD_NOTE)}</p>",
              card.to_html(index=False, border=0)]
     parts += [_img(f) for f in forests]
     for s in sections:
