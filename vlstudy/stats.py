@@ -25,6 +25,7 @@ from typing import Hashable, Sequence
 
 import numpy as np
 from scipy import optimize, special
+from scipy import stats as sps
 
 
 # --- arms -----------------------------------------------------------------------------
@@ -444,6 +445,28 @@ def min_detectable_effect(se: float, df: float, alpha: float = 0.05, power: floa
     if not df > 0:
         raise ValueError(f"df must be positive, got {df}")
     return float((_t_quantile(1 - alpha / 2, df) + _t_quantile(power, df)) * se)
+
+
+def power_of_blocks(effect: float, sd: float, blocks: int, alpha: float = 0.05) -> float:
+    """Power of the paired t-test on ``blocks`` per-block differences of sd ``sd`` to find a true
+    ``effect`` on its side at two-sided ``alpha``: exact, from the noncentral t."""
+    if blocks < 2:
+        return 0.0
+    if not sd > 0:
+        return 1.0 if effect != 0 else alpha / 2
+    df, ncp = blocks - 1, abs(effect) * math.sqrt(blocks) / sd
+    return float(sps.nct.sf(_t_quantile(1 - alpha / 2, df), df, ncp))
+
+
+def blocks_for_power(effect: float, sd: float, power: float = 0.8, alpha: float = 0.05,
+                     most: int = 100) -> int | None:
+    """The fewest blocks (pretraining seeds) with which a paired comparison finds ``effect``
+    with ``power``, its per-block differences having sd ``sd``; None beyond ``most``."""
+    _check_level(power, "power")
+    for k in range(2, most + 1):
+        if power_of_blocks(effect, sd, k, alpha) >= power:
+            return k
+    return None
 
 
 def equivalence(a: Arm, b: Arm, margin: float, alpha: float = 0.05, test_sampling: bool = True,
