@@ -9,7 +9,7 @@ split, the low-resource lever). Its effect is read as the pretraining gain it le
 pretraining set's validation score minus direct training's, per block (pretraining seed),
 with the study's t-interval on blocks plus validation sampling (``stats.t_interval``).
 
-    .venv/bin/python -m vlstudy.calibration --out outputs/calibration    # the README's levers
+    .venv/bin/python -m vlstudy.calibration     # the README's levers → outputs/calibration/
 """
 from __future__ import annotations
 
@@ -125,8 +125,9 @@ def gains(table: pd.DataFrame) -> pd.DataFrame:
                          "gain": iv.difference, "low": iv.low, "high": iv.high,
                          "blocks": len(shared), "sd of block differences": sd,
                          # the blocks a paired comparison needs to find this gain 80 % of the time
+                         # (none for a gain at or below 0: there is nothing on the claimed side)
                          "blocks for 80 % power": (stats.blocks_for_power(iv.difference, sd)
-                                                   if sd == sd else None)})
+                                                   if sd == sd and iv.difference > 0 else None)})
     return pd.DataFrame(rows)
 
 
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
     ap.add_argument("--world-seed", type=int, default=None, help="a calibration world's seed (default: 0)")
     ap.add_argument("--model", default="small", help="model config preset")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=Path("outputs/calibration"))
+    ap.add_argument("--out", type=Path, default=None, help="default: outputs/calibration")
     args = ap.parse_args(argv)
     base = Recipe(world=args.world, world_seed=args.world_seed, model=args.model, blocks=args.blocks,
                   jobs=args.jobs)
@@ -149,6 +150,8 @@ def main(argv=None) -> int:
         check_calibration_world(base)
     except ValueError as e:
         ap.error(str(e))
+    from .paths import outputs_root
+    args.out = args.out or outputs_root() / "calibration"
     args.out.mkdir(parents=True, exist_ok=True)
     tables = []
     for lever in args.levers:
