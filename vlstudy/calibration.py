@@ -28,8 +28,10 @@ from .registry import Registry
 from .study import NO_PRETRAINING, Recipe, Study
 from .world.build import CONFIRMATION_SEED
 
+
 @dataclass(frozen=True)
 class Lever:
+    """A candidate cause of pretraining washing out, and the change that tests it."""
     why: str                       # the property of the real data or the paper's setup behind it
     changes: dict                  # Recipe fields ("finetune_steps": "2x" doubles each task's)
     fraction: float = 1.0          # share of each task's training split (same updates)
