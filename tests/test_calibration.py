@@ -10,14 +10,14 @@ from vlstudy import calibration
 from vlstudy.registry import Registry
 from vlstudy.study import Recipe, Study
 from vlstudy.world import world_spec
-from vlstudy.world.build import CALIBRATION_SEEDS, CONFIRMATION_SEED
+from vlstudy.world.build import CALIBRATION_SEEDS, CONFIRMATION_SEED, RETIRED_SEEDS
 
 TINY = dict(world="smoke", model="tiny", blocks=2, jobs=1, batch_size=16, finetune_batch_size=16,
             bert_steps=10, pretrain_steps=10, finetune_steps=10, evals_per_run=2)
 
 
 def test_confirmation_world_is_the_same_generator_at_a_seed_nothing_was_tuned_on():
-    assert CONFIRMATION_SEED not in CALIBRATION_SEEDS
+    assert CONFIRMATION_SEED not in CALIBRATION_SEEDS + RETIRED_SEEDS
     small, confirm = world_spec("small"), world_spec("small", seed=CONFIRMATION_SEED)
     assert small.seed in CALIBRATION_SEEDS and confirm.seed == CONFIRMATION_SEED
     assert {**vars(small), "seed": 0} == {**vars(confirm), "seed": 0} and small.digest() != confirm.digest()
@@ -48,6 +48,9 @@ def test_calibration_refuses_the_confirmation_world_before_any_run(tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
     with pytest.raises(SystemExit):
         calibration.main(["--world-seed", str(CONFIRMATION_SEED), "--out", str(tmp_path / "out")])
+    with pytest.raises(ValueError, match="not a calibration world"):     # a retired confirmation world
+        calibration.check_calibration_world(Recipe(**{**TINY, "world_seed": RETIRED_SEEDS[0]}))
+    calibration.check_calibration_world(Recipe(**{**TINY, "world_seed": CALIBRATION_SEEDS[1]}))
 
 
 def test_calibration_keeps_no_test_score(tmp_path):

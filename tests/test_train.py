@@ -278,6 +278,11 @@ def test_runs_side_by_side_start_when_their_parent_has_finished(tmp_path):
         parent = json.loads(spec_path.read_text())["parent"]
         if parent:
             assert spec_path.stat().st_mtime >= (tmp_path / parent / "metrics.json").stat().st_mtime
+    # a primary comparison's cells at more blocks than the grid: block 0 is the grid's run
+    more = study.finetune_cells([("visual_bert", "coco", "vqa_d", False)], blocks=2)
+    assert more["block"].tolist() == [0, 1] and more["frozen"].tolist() == [False, False]
+    assert more["run"].iloc[0] == grid.set_index("pretrained_on").loc["coco", "run"]
+    assert more["test_score"].iloc[0] == grid.set_index("pretrained_on").loc["coco", "test_score"]
 
 
 def test_finetuning_from_a_released_mmf_checkpoint(chain, tmp_path):
@@ -310,11 +315,23 @@ def test_finetuning_from_a_released_mmf_checkpoint(chain, tmp_path):
     assert 0 <= study.run(spec)["test_score"] <= 100
 
 
+def test_blocks_share_one_bert_stage_unless_asked():
+    """As the paper's models all start from one bert-base-uncased, every block starts from
+    the one stand-in BERT stage; only the pretraining runs and what follows are replicated."""
+    from vlstudy.study import Recipe, Study
+    study = Study(Recipe(world="smoke", model="tiny", blocks=3))
+    starts = {study.pretraining("visual_bert", "coco", block=b).parent for b in study.blocks}
+    starts |= {study.finetuning("visual_bert", "vqa_d", "none", b).parent for b in study.blocks}
+    assert starts == {study.bert(0).id}
+    assert len({study.pretraining("visual_bert", "coco", block=b).id for b in study.blocks}) == 3
+
+
 def test_blocks_replicate_every_stage_of_pretraining():
-    """Block k is seed k for the BERT stage, the captioner, every pretraining run and the
-    block's first finetuning replicate; further replicates get seeds clear of other blocks."""
+    """With ``bert_per_block``, block k is seed k for the BERT stage, the captioner, every
+    pretraining run and the block's first finetuning replicate; further replicates get seeds
+    clear of other blocks."""
     from vlstudy.study import Recipe, Study, finetune_seed
-    study = Study(Recipe(world="smoke", model="tiny", blocks=3, finetune_seeds=2))
+    study = Study(Recipe(world="smoke", model="tiny", blocks=3, finetune_seeds=2, bert_per_block=True))
     assert list(study.blocks) == [0, 1, 2] and list(study.replicates) == [0, 1]
     for block in study.blocks:
         ft = study.finetuning("visual_bert", "vqa_d", "coco", block, replicate=1)

@@ -174,6 +174,12 @@ def test_primary_comparisons_are_decided_as_one_family():
         verdicts.primary_comparisons(results, [{"arch": "vilbert", "task": "vqa_d", "a": "coco", "b": "none"}])
     with pytest.raises(ValueError, match="names arch, task, a, b"):
         verdicts.primary_comparisons(results, [{"arch": "visual_bert", "task": "vqa_d", "a": "coco", "c": 1}])
+    assert verdicts.primary_cells(primary) == [          # each cell once, in order
+        ("visual_bert", "coco", "vqa_d", False), ("visual_bert", "none", "vqa_d", False),
+        ("visual_bert", "cc_small", "vqa_d", False), ("visual_bert", "cc_small", "vizwiz", True),
+        ("visual_bert", "none", "vizwiz", True)]
+    with pytest.raises(ValueError, match="names arch, task, a, b"):
+        verdicts.primary_cells([{"arch": "visual_bert", "a": "coco", "b": "none"}])
     sens = verdicts.sensitivity(results, ["coco", "cc_small"]).set_index(["task", "training"])
     assert sens["passes"].all() and sens.loc[("VQA-D", "whole"), "best gain"] == pytest.approx(8, abs=0.3)
     assert sens.loc[("VQA-D", "whole"), "sets beating direct training (Holm)"] == "COCO"

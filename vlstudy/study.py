@@ -67,13 +67,17 @@ class Recipe:
     # A BERT folder (Hugging Face layout) to start from instead of the stand-in BERT stage:
     # bert-base-uncased for the real data
     bert_dir: str | None = None
-    # Replication. A block k is one pretraining seed: the BERT stage, every pretraining run
-    # (and the captioner behind generated text) and the block's finetuning runs use seed k, so
-    # two pretraining sets compared within a block share their BERT stage, head inits and data
-    # order (paired). Comparing pretraining sets means replicating pretraining: blocks are the
+    # Replication. A block k is one pretraining seed: every pretraining run (and the captioner
+    # behind generated text) and the block's finetuning runs use seed k, so two pretraining sets
+    # compared within a block share their start, head inits and data order (paired). Comparing pretraining sets means replicating pretraining: blocks are the
     # unit of replication; finetuning seeds nest inside them.
     blocks: int = 2
     finetune_seeds: int = 1          # finetuning runs per (block, cell)
+    # A BERT stage per block (MultiBERTs-style: claims then hold across BERT seeds too) instead
+    # of one for all blocks, as the paper's one bert-base-uncased and the `paper` profile's
+    # bert_dir. Off: the comparisons are of pretraining sets given the BERT, and the
+    # blocks replicate what the compared cells differ in, the pretraining runs
+    bert_per_block: bool = False
     jobs: int = 1                    # independent runs side by side (worker processes)
     # torch intra-op threads of each run, part of its spec: float sums depend on the thread
     # count, so a run's numbers must not depend on what else was running beside it
@@ -141,10 +145,11 @@ class Study:
 
     def _from_bert(self, block: int) -> dict:
         """Where init "bert" starts: the user's BERT folder (one for every block: the released
-        BERT), or the block's stand-in BERT stage run."""
+        BERT), or the stand-in BERT stage run: one for every block too, as the paper's models
+        all start from one bert-base-uncased, unless ``bert_per_block``."""
         if self.recipe.bert_dir:
             return dict(init="bert", parent=None, start_from=str(Path(self.recipe.bert_dir).resolve()))
-        return dict(init="bert", parent=self.bert(block).id)
+        return dict(init="bert", parent=self.bert(block if self.recipe.bert_per_block else 0).id)
 
     def captioner(self, dataset: str = "coco", fraction: float = 1.0, block: int = 0) -> RunSpec:
         """The captioning model trained on ``fraction`` of ``dataset``'s pairs (the block's seed:
@@ -328,15 +333,19 @@ class Study:
         """One row per (arch, pretraining set, task, block, finetuning replicate): val and test
         metrics. ``finetune_seeds`` overrides the recipe's replicates per block (the variance
         components need more than one)."""
+        cells = [(a, p, t, frozen) for a in archs for p in pretrained_on for t in tasks]
+        return self.finetune_cells(cells, self.recipe.blocks, finetune_seeds)
+
+    def finetune_cells(self, cells, blocks: int, finetune_seeds: int | None = None) -> pd.DataFrame:
+        """``finetune_grid``'s rows for (arch, pretraining set, task, frozen) cells at blocks
+        0 … ``blocks``−1: also the cells of the primary comparisons, which a profile gives the
+        blocks their power needs beyond the grid's (``primary_blocks``)."""
         replicates = range(finetune_seeds or self.recipe.finetune_seeds)
-        keys = [(a, p, t, b, j) for a in archs for p in pretrained_on for t in tasks
-                for b in self.blocks for j in replicates]
-        specs = [self.finetuning(a, t, p, b, j, frozen) for a, p, t, b, j in keys]
-        rows = []
-        for (arch, source, task, block, j), spec, m in zip(keys, specs, self.run_many(specs)):
-            rows.append({"arch": arch, "pretrained_on": source, "task": task, **_replicate(spec, block, j),
-                         "frozen": frozen, **_scores(m)})
-        return pd.DataFrame(rows)
+        keys = [(a, p, t, f, b, j) for a, p, t, f in cells for b in range(blocks) for j in replicates]
+        specs = [self.finetuning(a, t, p, b, j, f) for a, p, t, f, b, j in keys]
+        return pd.DataFrame([{"arch": a, "pretrained_on": p, "task": t, **_replicate(spec, b, j), "frozen": f,
+                              **_scores(m)}
+                             for (a, p, t, f, b, j), spec, m in zip(keys, specs, self.run_many(specs))])
 
     def after_pretraining(self, pretrainings: list[tuple[str, RunSpec]], task: str,
                           frozen: bool = False) -> pd.DataFrame:

@@ -478,6 +478,23 @@ def _marked(arch: str, task: str, a: str, b: str, frozen: bool = False) -> Compa
     return Comparison(arch, task, a + mark, b + mark)
 
 
+def primary_cells(primary: list[dict]) -> list[tuple[str, str, str, bool]]:
+    """The (arch, pretraining set, task, frozen) cells the primary comparisons read, each once:
+    a profile gives them more blocks than the rest of the grid (``primary_blocks``)."""
+    cells = []
+    for entry in primary:
+        _check_primary(entry)
+        for side in (entry["a"], entry["b"]):
+            cells.append((entry["arch"], side, entry["task"], bool(entry.get("frozen", False))))
+    return list(dict.fromkeys(cells))
+
+
+def _check_primary(entry: dict) -> None:
+    unknown = sorted(set(entry) - {"arch", "task", "a", "b", "frozen"})
+    if unknown or not {"arch", "task", "a", "b"} <= set(entry):
+        raise ValueError(f"a primary comparison names arch, task, a, b (and frozen), got {entry}")
+
+
 def primary_comparisons(results: pd.DataFrame, primary: list[dict], examples=None) -> pd.DataFrame:
     """The comparisons a profile names before the study runs (chosen on calibration worlds),
     each a dict of ``arch``, ``task``, ``a`` (the side claimed higher), ``b`` and ``frozen``:
@@ -487,9 +504,7 @@ def primary_comparisons(results: pd.DataFrame, primary: list[dict], examples=Non
     marked = mark_frozen(results)
     done = []
     for entry in primary:
-        unknown = sorted(set(entry) - {"arch", "task", "a", "b", "frozen"})
-        if unknown or not {"arch", "task", "a", "b"} <= set(entry):
-            raise ValueError(f"a primary comparison names arch, task, a, b (and frozen), got {entry}")
+        _check_primary(entry)
         d = compare(marked, _marked(**entry), examples)
         if d is None:
             raise ValueError(f"primary comparison {entry} was not run: the notebook's grid lacks a side")

@@ -37,13 +37,18 @@ from .visual import Camera, Scene, VisualDomain, sample_scenes
 
 SPLITS = ("train", "val", "test")
 # Bump when the generator changes what a spec builds: built worlds are cached by digest.
-GENERATOR_VERSION = 5             # 5: a deterministic tokenizer vocabulary
+GENERATOR_VERSION = 6             # 5: a deterministic tokenizer vocabulary; 6: VizWiz's
+                                  # unanswerable share brought to the real dataset's (~27 %)
 # World seeds by role (see README, "Calibration and confirmation"). Every world knob and
 # recipe setting is chosen on validation scores of calibration worlds; the report's verdicts
 # are computed on the confirmation world, whose seed nothing was tuned on. Calibration code
 # (vlstudy.calibration) refuses the confirmation world.
 CALIBRATION_SEEDS = (0, 7)        # 0: the default world's; 7: a second world used in calibration
-CONFIRMATION_SEED = 1
+# Seed 1 confirmed the design of stop 23 and its results were read before the present design
+# (one BERT stage, VizWiz's unanswerable share, the profile's primaries) was chosen, so it is
+# retired: neither a calibration world nor the confirmation world
+RETIRED_SEEDS = (1,)
+CONFIRMATION_SEED = 2
 PRETRAINING = ("coco", "vqa_p", "cc_small", "cc_full")
 DOWNSTREAM = ("vqa_d", "vizwiz", "snli_ve", "mmimdb")
 
