@@ -183,5 +183,8 @@ def test_primary_comparisons_are_decided_as_one_family():
     sens = verdicts.sensitivity(results, ["coco", "cc_small"]).set_index(["task", "training"])
     assert sens["passes"].all() and sens.loc[("VQA-D", "whole"), "best gain"] == pytest.approx(8, abs=0.3)
     assert sens.loc[("VQA-D", "whole"), "sets beating direct training (Holm)"] == "COCO"
+    one_block = results[(results["pretrained_on"] != "cc_small") | (results["block"] == 0)]
+    sens = verdicts.sensitivity(one_block, ["coco", "cc_small"]).set_index(["task", "training"])
+    assert sens["passes"].all() and (sens["sets at one block (not judged)"] == "CC-small").all()
     flat = verdicts.sensitivity(_rows(cells, noise=30.0, frozen=False), ["cc_small"])
     assert not flat["passes"].any()
