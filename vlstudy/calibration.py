@@ -26,7 +26,7 @@ import pandas as pd
 from . import stats
 from .registry import Registry
 from .study import NO_PRETRAINING, Recipe, Study
-from .world.build import CALIBRATION_SEEDS, CONFIRMATION_SEED
+from .world.build import CALIBRATION_SEEDS, seed_role
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,9 @@ LEVERS: dict[str, Lever] = {
 
 def check_calibration_world(recipe: Recipe) -> None:
     """Calibration reads only calibration worlds: the confirmation world stays untouched."""
-    if recipe.world_seed is not None and recipe.world_seed not in CALIBRATION_SEEDS:
-        role = ("the confirmation world" if recipe.world_seed == CONFIRMATION_SEED
-                else "not a calibration world")
+    role = seed_role(recipe.world_seed)
+    if role != "calibration":
+        role = "the confirmation world" if role == "confirmation" else "not a calibration world"
         raise ValueError(f"world seed {recipe.world_seed} is {role}: calibration (choosing world "
                          f"knobs or recipe settings) reads only the calibration worlds "
                          f"(world.CALIBRATION_SEEDS = {CALIBRATION_SEEDS})")

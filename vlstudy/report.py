@@ -164,16 +164,16 @@ def headline(base: Path) -> list[tuple[str, str, pd.DataFrame]]:
 
 def world_line(sections: list[dict]) -> str:
     """Which world the verdicts were computed on: the confirmation world or a calibration one."""
-    from .world.build import CALIBRATION_SEEDS, CONFIRMATION_SEED
+    from .world.build import seed_role
+    roles = {"confirmation": "the confirmation world: nothing was tuned on it",
+             "calibration": "a calibration world: its world and recipe were tuned on it, so these are not "
+                            "confirmation evidence",
+             "other": "neither a calibration nor the confirmation world"}
     seeds = {(s["record"]["parameters"].get("world", "?"), s["record"]["parameters"].get("world_seed"))
              for s in sections if s["record"]}
     said = []
     for world, seed in sorted(seeds, key=str):
-        role = ("the confirmation world: nothing was tuned on it" if seed == CONFIRMATION_SEED else
-                "a calibration world: its world and recipe were tuned on it, so these are not confirmation evidence"
-                if seed is None or seed in CALIBRATION_SEEDS else
-                "neither a calibration nor the confirmation world")
-        said.append(f"world `{world}` at seed {0 if seed is None else seed} ({role})")
+        said.append(f"world `{world}` at seed {0 if seed is None else seed} ({roles[seed_role(seed)]})")
     return "Computed on " + "; ".join(said) + "." if said else ""
 
 

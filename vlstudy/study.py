@@ -69,8 +69,9 @@ class Recipe:
     bert_dir: str | None = None
     # Replication. A block k is one pretraining seed: every pretraining run (and the captioner
     # behind generated text) and the block's finetuning runs use seed k, so two pretraining sets
-    # compared within a block share their start, head inits and data order (paired). Comparing pretraining sets means replicating pretraining: blocks are the
-    # unit of replication; finetuning seeds nest inside them.
+    # compared within a block share their start, head inits and data order (paired). Comparing
+    # pretraining sets means replicating pretraining: blocks are the unit of replication;
+    # finetuning seeds nest inside them.
     blocks: int = 2
     finetune_seeds: int = 1          # finetuning runs per (block, cell)
     # A BERT stage per block (MultiBERTs-style: claims then hold across BERT seeds too) instead

@@ -42,13 +42,23 @@ GENERATOR_VERSION = 6             # 5: a deterministic tokenizer vocabulary; 6: 
 # World seeds by role (see README, "Calibration and confirmation"). Every world knob and
 # recipe setting is chosen on validation scores of calibration worlds; the report's verdicts
 # are computed on the confirmation world, whose seed nothing was tuned on. Calibration code
-# (vlstudy.calibration) refuses the confirmation world.
+# (vlstudy.calibration) refuses every world that is not a calibration world.
 CALIBRATION_SEEDS = (0, 7)        # 0: the default world's; 7: a second world used in calibration
 # Seed 1 confirmed the design of stop 23 and its results were read before the present design
 # (one BERT stage, VizWiz's unanswerable share, the profile's primaries) was chosen, so it is
 # retired: neither a calibration world nor the confirmation world
 RETIRED_SEEDS = (1,)
 CONFIRMATION_SEED = 2
+
+
+def seed_role(seed: int | None) -> str:
+    """A world seed's role: "calibration", "confirmation" or "other" (retired, or never
+    assigned); None is the preset's own seed, 0, a calibration world."""
+    if seed is None or seed in CALIBRATION_SEEDS:
+        return "calibration"
+    return "confirmation" if seed == CONFIRMATION_SEED else "other"
+
+
 PRETRAINING = ("coco", "vqa_p", "cc_small", "cc_full")
 DOWNSTREAM = ("vqa_d", "vizwiz", "snli_ve", "mmimdb")
 
