@@ -216,7 +216,7 @@ def test_prepare_refuses_bad_input_and_leaves_nothing_behind(tmp_path):
     with open(widths, "a", newline="") as f:
         f.write("\t".join(["10", "100", "50", "1", base64.b64encode(np.zeros((1, 4), np.float32).tobytes()).decode(),
                            base64.b64encode(np.zeros((1, 5), np.float32).tobytes()).decode()]) + "\r\n")
-    with pytest.raises(ValueError, match=r"widths\.tsv:2: features have shape \(1, 5\), expected \(N, 3\)"):
+    with pytest.raises(ValueError, match=r"widths\.tsv:2 \(image 10\): features have shape \(1, 5\), expected \(N, 3\)"):
         prepare("vqa2", {"train": [q, a]}, [widths], out, "vqa_d", num_classes=2)
     assert not (out / "datasets").exists() and not list(out.rglob("*.npy"))
     with pytest.raises(ValueError, match="unknown dataset kind 'vqa3'"):

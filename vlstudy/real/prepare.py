@@ -45,8 +45,9 @@ KINDS = {
 }
 
 
-def read_split(kind: str, paths: list, split: str) -> list[Record]:
-    """The records of one split from its official file(s)."""
+def read_split(kind: str, paths: list, split: str, accepted: Counter | None = None) -> list[Record]:
+    """The records of one split from its official file(s); the release's accepted oddities
+    are counted in ``accepted``."""
     if kind not in KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; known: {sorted(KINDS)}")
     want = 2 if kind.startswith("vqa2") else 1
@@ -58,12 +59,14 @@ def read_split(kind: str, paths: list, split: str) -> list[Record]:
     if kind == "karpathy":
         return ann.read_karpathy(first, split)
     if kind == "vqa2":
-        return ann.read_vqa2(first, Path(paths[1]) if len(paths) > 1 else None)
+        return ann.read_vqa2(first, Path(paths[1]) if len(paths) > 1 else None,
+                             test_split=ann.SPLIT_ALIASES.get(split) == "test", accepted=accepted)
     if kind == "vqa2_pretraining":
         if len(paths) != 2:
             raise ValueError(f"{kind} {split}: expected {KINDS[kind].files}")
         return [Record(r.id, r.image_id, f"{r.text} [SEP] {Counter(r.answers).most_common(1)[0][0]}")
-                for r in ann.read_vqa2(first, Path(paths[1]))]
+                for r in ann.read_vqa2(first, Path(paths[1]), test_split=ann.SPLIT_ALIASES.get(split) == "test",
+                                       accepted=accepted)]
     if kind == "conceptual_captions":
         # CC has no image ids: an image is its row, within its split's file
         return [Record(r.id, f"{split}_{int(r.image_id):08d}", r.text)
@@ -72,7 +75,7 @@ def read_split(kind: str, paths: list, split: str) -> list[Record]:
         return ann.read_vizwiz(first)
     if kind == "snli_ve":
         return ann.read_snli_ve(first)
-    return ann.read_mmimdb(first, split)
+    return ann.read_mmimdb(first, split, accepted)
 
 
 def prepare(kind: str, splits: dict[str, list], features: list, out: Path, name: str,
@@ -86,14 +89,14 @@ def prepare(kind: str, splits: dict[str, list], features: list, out: Path, name:
     need, and extended with the ones it lacks otherwise. Returns the summary it prints."""
     started = time.perf_counter()
     out, store = Path(out), store or name
-    records = {}
+    records, accepted = {}, Counter()
     for split, paths in splits.items():
         if split not in ann.SPLIT_ALIASES:
             raise ValueError(f"unknown split {split!r}; expected one of {sorted(ann.SPLIT_ALIASES)}")
-        recs = read_split(kind, [paths] if isinstance(paths, (str, Path)) else list(paths), split)
+        recs = read_split(kind, [paths] if isinstance(paths, (str, Path)) else list(paths), split, accepted)
         ids = [r.id for r in recs]
         if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
+            dup = next(i for i, n in Counter(ids).items() if n > 1)
             raise ValueError(f"{kind} {split} ({paths}): record id {dup!r} occurs more than once")
         if not recs:
             raise ValueError(f"{kind} {split} ({paths}): no records")
@@ -112,6 +115,7 @@ def prepare(kind: str, splits: dict[str, list], features: list, out: Path, name:
     # a failure at any point leaves the root as it was
     tmp = out / ".prepare" / name
     shutil.rmtree(tmp, ignore_errors=True)
+    created = _folders_to_create(out, [tmp.parent, store_dir.parent, out / "datasets"])
     try:
         write_records(tmp, records, task=KINDS[kind].task, store=store, source=kind,
                       **({"label_names": list(ann.SNLI_LABELS)} if kind == "snli_ve" else
@@ -123,22 +127,49 @@ def prepare(kind: str, splits: dict[str, list], features: list, out: Path, name:
         final = out / "datasets" / name
         final.parent.mkdir(parents=True, exist_ok=True)
         swap_in_dir(tmp, final)
-    finally:
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_if_empty(created)            # a failed prepare leaves no trace, not even folders
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    _remove_if_empty([tmp.parent])
 
     seconds = time.perf_counter() - started
     n_records = sum(len(r) for r in records.values())
     summary = {"dataset": name, "kind": kind, "store": store, "seconds": round(seconds, 2),
                **{f"{s}_records": len(r) for s, r in records.items()}, **written,
                "records_per_second": round(n_records / seconds),
-               "feature_mb_per_second": round(written["feature_mb"] / seconds, 1)}
+               "feature_mb_per_second": round(written["feature_mb"] / seconds, 1),
+               "accepted": dict(accepted)}
     log(f"prepared {name} ({kind}) in {out}: " + ", ".join(f"{s} {len(r)}" for s, r in records.items())
         + f" records; store {store}: {written['images']} images written ({written['feature_mb']:.1f} MB)"
         + f"; {seconds:.1f} s, {summary['records_per_second']} records/s, "
         + f"{summary['feature_mb_per_second']} MB/s"
+        + "".join(f"; accepted: {n} x {what}" for what, n in sorted(accepted.items()))
         + ("; WARNING: the features have no cls_prob, so ViLBERT's masked-region loss has no "
            "targets on this store" if written.get("cls_prob") is False else ""))
     return summary
+
+
+def _folders_to_create(out: Path, folders: list[Path]) -> list[Path]:
+    """The folders (and their parents up to ``out``'s) that do not exist yet, deepest first."""
+    missing = []
+    for folder in folders:
+        for f in [folder, *folder.parents]:
+            if f.exists() or f in missing:
+                break
+            missing.append(f)
+            if f == out:
+                break
+    return sorted(missing, key=lambda f: len(f.parts), reverse=True)
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    for f in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        try:
+            f.rmdir()
+        except OSError:                  # not empty, or not there
+            pass
 
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -156,8 +187,7 @@ def install_tokenizer(source: Path, out: Path) -> Path:
     tmp.mkdir(parents=True)
     for f in found:
         shutil.copy2(f, tmp / f.name)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    swap_in_dir(tmp, final)
     return final
 
 
@@ -173,7 +203,8 @@ def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_r
     kept_set = set(kept)
     new = [i for i in wanted if i not in kept_set]
     try:
-        arrays, row, no_cls = None, {}, 0
+        arrays, row, no_cls, first_no_cls = None, {}, 0, None
+        stored_cls = False                  # the store being extended has class scores
         if existing is not None:
             if (existing.max_regions, existing.num_classes) != (max_regions, num_classes + 1):
                 raise ValueError(f"store {folder} has {existing.max_regions} regions and "
@@ -182,6 +213,7 @@ def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_r
             arrays = _open_arrays(tmp, len(kept) + len(new), max_regions, existing.dim, num_classes)
             for start in range(0, len(kept), 1024):
                 chunk = existing.gather(np.arange(start, min(start + 1024, len(kept))))
+                stored_cls |= bool(chunk["cls_prob"].any())
                 for field, value in chunk.items():
                     arrays[field][start:start + len(value)] = value
             row = {key: k for k, key in enumerate(kept)}
@@ -207,7 +239,9 @@ def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_r
                 rows = to_store_rows(img, max_regions, arrays["features"].shape[-1], num_classes)
                 k = row[key] = len(ids)
                 ids.append(key)
-                no_cls += img.cls_prob is None
+                if img.cls_prob is None:
+                    no_cls += 1
+                    first_no_cls = first_no_cls or img.where
                 for field, value in rows.items():
                     arrays[field][k] = value
         missing = [i for i in new if i not in row]
@@ -215,8 +249,15 @@ def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_r
             split, rid = wanted[missing[0]]
             raise ValueError(f"{len(missing)} image(s) have no features in {[str(s) for s in sources]}; "
                              f"first: image {missing[0]!r} of {split} record {rid!r}")
+        # all images have class scores (ViLBERT's masked-region targets) or none has
+        if existing is not None and kept and stored_cls != (no_cls == 0):
+            raise ValueError(f"store {folder} {'has' if stored_cls else 'has no'} cls_prob but "
+                             f"{no_cls if stored_cls else len(new) - no_cls} of the {len(new)} new images "
+                             f"{'have none' if stored_cls else 'have them'}"
+                             + (f" (first: {first_no_cls})" if stored_cls else "") + ": all or none must")
         if no_cls and no_cls != len(new):
-            raise ValueError(f"{no_cls} of {len(new)} images have no cls_prob: all or none must")
+            raise ValueError(f"{no_cls} of {len(new)} images have no cls_prob (first: {first_no_cls}): "
+                             "all or none must")
         for arr in arrays.values():
             arr.flush()
         del arrays

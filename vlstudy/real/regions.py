@@ -1,19 +1,20 @@
 """Readers for region-feature files as detectors write them, one image at a time.
 
-Three forms (``../shared/notes/formats.md`` §7): the bottom-up-attention TSV, MMF's LMDB
-(pickled dicts) and MMF's per-image ``<name>.npy`` + ``<name>_info.npy``. Each yields
-``ImageRegions`` with pixel boxes; ``to_store_rows`` turns one into the study's padded
-form: 5-d normalised boxes ``[x1/W, y1/H, x2/W, y2/H, area]``, at most ``max_regions``
-rows, and ``cls_prob`` with the detector's classes first and background last (the
-store's layout; Visual Genome files put background first, or leave it out).
+Three forms: the bottom-up-attention TSV, MMF's LMDB (pickled dicts) and MMF's per-image
+``<name>.npy`` + ``<name>_info.npy``. Each yields ``ImageRegions`` with pixel boxes;
+``to_store_rows`` checks one (finite numbers, boxes inside the image, class scores that
+are probabilities) and turns it into the study's padded form: 5-d normalised boxes
+``[x1/W, y1/H, x2/W, y2/H, area]``, at most ``max_regions`` rows, and ``cls_prob`` with the
+detector's classes first and background last (the store's layout; Visual Genome files put
+background first, or leave it out). A bad image is an error naming the file and the image:
+a NaN written into the store would surface as a NaN loss far from its cause.
 """
 from __future__ import annotations
 
 import base64
-import csv
+import binascii
 import os
 import pickle
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +23,8 @@ import numpy as np
 
 TSV_FIELDS = ("image_id", "image_w", "image_h", "num_boxes", "boxes", "features")
 VG_CLASSES = 1600        # Visual Genome objects; detectors add a background class (1601)
+# Detectors clip boxes to the image; a pixel of slack covers the ``w - 1`` vs ``w`` conventions
+BOX_SLACK_PX = 1.0
 
 
 @dataclass
@@ -35,14 +38,15 @@ class ImageRegions:
     where: str                       # file and line / key, for error messages
 
 
-def _decode(text: str, where: str, field: str, rows: int) -> np.ndarray:
+def _decode(text: str, where: str, field: str, rows: int, width: int | None = None) -> np.ndarray:
+    """A base64 float32 array of ``rows`` rows (and ``width`` numbers each, when known)."""
     try:
-        flat = np.frombuffer(base64.b64decode(text), dtype=np.float32)
-    except ValueError as e:
-        raise ValueError(f"{where}: field {field!r} is not base64 ({e})") from None
-    if rows <= 0 or flat.size % rows:
-        raise ValueError(f"{where}: field {field!r} holds {flat.size} floats, not a multiple of "
-                         f"num_boxes {rows}")
+        flat = np.frombuffer(base64.b64decode(text, validate=True), dtype=np.float32)
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(f"{where}: field {field!r} is not base64 float32 data ({e})") from None
+    if flat.size == 0 or flat.size % rows or (width is not None and flat.size != rows * width):
+        expected = f"num_boxes {rows} x {width}" if width else f"a multiple of num_boxes {rows}"
+        raise ValueError(f"{where}: field {field!r} holds {flat.size} floats, expected {expected}")
     return flat.reshape(rows, -1)
 
 
@@ -52,24 +56,30 @@ def _everything(name: str) -> bool:
 
 def read_bottom_up_tsv(path: Path, keep=_everything) -> Iterator[ImageRegions]:
     """``image_id, image_w, image_h, num_boxes, boxes, features`` per line, no header,
-    base64 float32 arrays (``peteanderson80/bottom-up-attention``'s ``generate_tsv.py``)."""
-    csv.field_size_limit(sys.maxsize)
-    with open(path, newline="", encoding="ascii") as f:
-        for n, row in enumerate(csv.reader(f, delimiter="\t"), 1):
+    base64 float32 arrays (``peteanderson80/bottom-up-attention``'s ``generate_tsv.py``;
+    its fields never need quoting, so a line is split on tabs)."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
             where = f"{path}:{n}"
+            try:
+                row = raw.decode("ascii").rstrip("\r\n").split("\t")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{where}: not ASCII (byte {e.start} of the line): base64 fields "
+                                 "and numbers only") from None
             if len(row) != len(TSV_FIELDS):
                 raise ValueError(f"{where}: expected {len(TSV_FIELDS)} tab-separated fields "
                                  f"{TSV_FIELDS}, got {len(row)}")
             if not keep(row[0]):
                 continue
+            where = f"{path}:{n} (image {row[0]})"
             try:
                 width, height, num = int(row[1]), int(row[2]), int(row[3])
             except ValueError:
                 raise ValueError(f"{where}: image_w, image_h and num_boxes must be integers, got "
                                  f"{row[1:4]}") from None
-            boxes = _decode(row[4], where, "boxes", num)
-            if boxes.shape[1] != 4:
-                raise ValueError(f"{where}: boxes have {boxes.shape[1]} numbers each, expected 4")
+            if num < 1:
+                raise ValueError(f"{where}: num_boxes is {num}; an image needs at least one region")
+            boxes = _decode(row[4], where, "boxes", num, width=4)
             yield ImageRegions(row[0], width, height, boxes, _decode(row[5], where, "features", num),
                                None, where)
 
@@ -81,10 +91,25 @@ def _from_dict(item, name: str, where: str) -> ImageRegions:
     missing = [k for k in ("features", "bbox", "image_width", "image_height") if k not in item]
     if missing:
         raise ValueError(f"{where}: missing field(s) {missing}")
-    cls_prob = item.get("cls_prob")
-    return ImageRegions(name, int(item["image_width"]), int(item["image_height"]),
-                        np.asarray(item["bbox"], np.float32), np.asarray(item["features"], np.float32),
-                        None if cls_prob is None else np.asarray(cls_prob, np.float32), where)
+    try:
+        width, height = int(item["image_width"]), int(item["image_height"])
+        arrays = {k: None if item.get(k) is None else np.asarray(item[k], np.float32)
+                  for k in ("features", "bbox", "cls_prob")}
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: image size and arrays must be numbers ({e})") from None
+    if arrays["features"].ndim != 2:
+        raise ValueError(f"{where}: features have shape {arrays['features'].shape}, expected (N, D)")
+    num = item.get("num_boxes")
+    if num is not None and int(num) != len(arrays["features"]):
+        raise ValueError(f"{where}: num_boxes is {num} but features have {len(arrays['features'])} rows")
+    return ImageRegions(name, width, height, arrays["bbox"], arrays["features"], arrays["cls_prob"], where)
+
+
+def _unpickle(raw: bytes, where: str):
+    try:
+        return pickle.loads(raw)
+    except Exception as e:             # a truncated or foreign value: pickle raises many kinds
+        raise ValueError(f"{where}: not a readable pickle ({type(e).__name__}: {e})") from None
 
 
 def read_mmf_lmdb(path: Path, keep=_everything) -> Iterator[ImageRegions]:
@@ -92,23 +117,37 @@ def read_mmf_lmdb(path: Path, keep=_everything) -> Iterator[ImageRegions]:
     ``features``, ``bbox``, ``image_width``, ``image_height``, ``cls_prob`` (or None).
     The values are pickles: open only files you trust, as with MMF itself."""
     import lmdb
-    env = lmdb.open(str(path), subdir=os.path.isdir(path), readonly=True, lock=False,
-                    readahead=False, meminit=False)
+    try:
+        env = lmdb.open(str(path), subdir=os.path.isdir(path), readonly=True, lock=False,
+                        readahead=False, meminit=False)
+    except lmdb.Error as e:
+        raise ValueError(f"{path}: not a readable LMDB ({e})") from None
     try:
         with env.begin() as txn:
             raw = txn.get(b"keys")
             if raw is None:
                 raise ValueError(f"{path}: no b'keys' entry (not an MMF feature LMDB)")
-            for key in pickle.loads(raw):
+            keys = _unpickle(raw, f"{path}[b'keys']")
+            if not isinstance(keys, (list, tuple)) or not all(isinstance(k, bytes) for k in keys):
+                raise ValueError(f"{path}[b'keys']: expected a list of byte-string keys, got "
+                                 f"{type(keys).__name__}")
+            for key in keys:
                 if not keep(key.decode()):
                     continue
                 where = f"{path}[{key!r}]"
                 value = txn.get(key)
                 if value is None:
                     raise ValueError(f"{where}: listed in b'keys' but not stored")
-                yield _from_dict(pickle.loads(value), key.decode(), where)
+                yield _from_dict(_unpickle(value, where), key.decode(), where)
     finally:
         env.close()
+
+
+def _load_npy(path: Path, pickled: bool):
+    try:
+        return np.load(path, allow_pickle=pickled)
+    except Exception as e:             # truncated headers and data raise ValueError, EOFError, ...
+        raise ValueError(f"{path}: not a readable .npy file ({type(e).__name__}: {e})") from None
 
 
 def read_npy_folder(path: Path, keep=_everything) -> Iterator[ImageRegions]:
@@ -119,8 +158,11 @@ def read_npy_folder(path: Path, keep=_everything) -> Iterator[ImageRegions]:
         info_path = feat.with_name(feat.stem + "_info.npy")
         if not info_path.exists():
             raise ValueError(f"{feat}: no {info_path.name} beside it")
-        info = np.load(info_path, allow_pickle=True).item()
-        yield _from_dict({**info, "features": np.load(feat)}, feat.stem, str(feat))
+        info = _load_npy(info_path, pickled=True)
+        if not (isinstance(info, np.ndarray) and info.shape == () and isinstance(info.item(), dict)):
+            raise ValueError(f"{info_path}: expected a pickled dict (np.save of a dict), got "
+                             f"{type(info).__name__} {getattr(info, 'shape', '')}")
+        yield _from_dict({**info.item(), "features": _load_npy(feat, pickled=False)}, feat.stem, str(feat))
 
 
 def read_regions(path: Path, keep=_everything) -> Iterator[ImageRegions]:
@@ -151,6 +193,21 @@ def to_store_rows(img: ImageRegions, max_regions: int, dim: int, num_classes: in
         raise ValueError(f"{img.where}: boxes have shape {img.boxes.shape}, expected ({n}, 4)")
     if img.width <= 0 or img.height <= 0:
         raise ValueError(f"{img.where}: image size {img.width}x{img.height} is not positive")
+    if n == 0:
+        raise ValueError(f"{img.where}: no regions; an image needs at least one")
+    for field, values in (("features", img.features), ("boxes", img.boxes), ("cls_prob", img.cls_prob)):
+        if values is not None and not np.isfinite(values).all():
+            r = int(np.argwhere(~np.isfinite(values))[0][0])
+            raise ValueError(f"{img.where}: {field} of region {r} hold NaN or infinite values")
+    x1, y1, x2, y2 = img.boxes.T
+    bad = ((x1 < -BOX_SLACK_PX) | (y1 < -BOX_SLACK_PX) | (x2 > img.width + BOX_SLACK_PX)
+           | (y2 > img.height + BOX_SLACK_PX) | (x2 < x1) | (y2 < y1))
+    if bad.any():
+        r = int(np.argmax(bad))
+        raise ValueError(f"{img.where}: box of region {r} {img.boxes[r].tolist()} is not an (x1, y1, x2, y2) "
+                         f"box inside the {img.width}x{img.height} image")
+    if img.cls_prob is not None and img.cls_prob.size and (img.cls_prob.min() < 0 or img.cls_prob.max() > 1):
+        raise ValueError(f"{img.where}: cls_prob holds values outside [0, 1]: not class probabilities")
     keep = min(n, max_regions)
     out = {"features": np.zeros((max_regions, dim), np.float32),
            "boxes": np.zeros((max_regions, 5), np.float32),
@@ -161,8 +218,8 @@ def to_store_rows(img: ImageRegions, max_regions: int, dim: int, num_classes: in
     out["boxes"][:keep] = np.concatenate([b, ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[:, None]], 1)
     if img.cls_prob is not None:
         c = img.cls_prob
-        if c.shape[0] != n:
-            raise ValueError(f"{img.where}: cls_prob has {c.shape[0]} rows for {n} regions")
+        if c.ndim != 2 or c.shape[0] != n:
+            raise ValueError(f"{img.where}: cls_prob has shape {c.shape}, expected ({n}, classes)")
         if c.shape[1] == num_classes + 1:          # background first → last
             out["cls_prob"][:keep, :num_classes] = c[:keep, 1:]
             out["cls_prob"][:keep, num_classes] = c[:keep, 0]
