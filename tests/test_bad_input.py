@@ -559,3 +559,60 @@ def test_the_releases_oddities_are_accepted_counted_and_reported(tmp_path):
     assert got["accepted"] == {"VQA test questions with no annotation (left out)": 1} and got["test_records"] == 2
     with pytest.raises(ValueError, match="question 101 has no entry"):     # in a training split: refused
         prepare(kind, splits, [features(d, kind)], tmp_path / "r3", "vqa", num_classes=CLASSES, log=lines.append)
+
+
+# --- the study's own inputs ---------------------------------------------------------------
+@pytest.mark.parametrize("notebook,params,error,expect", [
+    ("domain_match", {"blocks": "two"}, ValueError, r"notebook 'domain_match': parameter 'blocks' should be int, "
+                                                    r"got str 'two'"),
+    ("domain_match", {"blocks": True}, ValueError, r"parameter 'blocks' should be int, got bool True"),
+    ("domain_match", {"tasks": "vqa_d"}, ValueError, r"parameter 'tasks' should be list, got str"),
+    ("dataset_size", {"cc_epoch_steps": 1.5}, ValueError, r"parameter 'cc_epoch_steps' should be int, got float"),
+    ("domain_match", {"tasks": ["vqa_d", "vqa_x"]}, ValueError,
+     r"parameter 'tasks' names task 'vqa_x', which 'smoke' does not have; known: \['mmimdb', 'snli_ve', 'vizwiz', "
+     r"'vqa_d'\]"),
+    ("domain_match", {"pretraining_sets": ["none", "cocoa"]}, ValueError, r"names pretraining set 'cocoa'"),
+    ("domain_match", {"tasks": ["coco"]}, ValueError, r"names task 'coco'"),                  # a pretraining set
+    ("domain_match", {"archs": ["visualbert"]}, ValueError, r"names arch 'visualbert'.*\['vilbert', 'visual_bert'\]"),
+    ("model_choice", {"checkpoint_set": "vqa"}, ValueError, r"parameter 'checkpoint_set' names pretraining set 'vqa'"),
+    ("domain_match", {"recipe": {"bert_dir": "/no/such/bert"}}, FileNotFoundError,
+     r"recipe\.bert_dir: /no/such/bert does not exist"),
+    ("domain_match", {"pretraining_sets": ["none", "mmf:/no/such/visual_bert.pth"]}, FileNotFoundError,
+     r"pretraining_sets: /no/such/visual_bert\.pth does not exist"),
+])
+def test_a_bad_profile_is_one_line_before_any_notebook_runs(notebook, params, error, expect, tmp_path,
+                                                           monkeypatch, capsys):
+    import yaml
+    from vlstudy import runner
+    from vlstudy.cli import main
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"common": {"world": "smoke"},
+                                                       "notebooks": {notebook: params}}))
+    monkeypatch.setattr(runner, "params_dir", lambda: tmp_path)
+    monkeypatch.setenv("VLSTUDY_OUTPUT_ROOT", str(tmp_path / "out"))
+    with pytest.raises(error, match=expect):
+        runner.run_study("bad", out_root=tmp_path / "out")
+    assert main(["study", "--profile", "bad"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vlstudy study: ")
+    assert not list((tmp_path / "out").glob("**/*.ipynb")) and not list((tmp_path / "out").glob("**/runs/*"))
+
+
+def test_a_study_refuses_unknown_names_and_missing_starts_when_it_makes_the_spec(smoke_world, monkeypatch):
+    from vlstudy.study import Recipe, Study
+    monkeypatch.setenv("VLSTUDY_OUTPUT_ROOT", str(smoke_world.folder.parent.parent))
+    study = Study(Recipe(world="smoke"))
+    with pytest.raises(ValueError, match=r"unknown model 'visualbert'; known: \['visual_bert', 'vilbert'\]"):
+        study.finetuning("visualbert", "vqa_d", "none")
+    with pytest.raises(ValueError, match=r"no dataset 'cocoa' in 'smoke'"):
+        study.finetuning("visual_bert", "vqa_d", "cocoa")
+    with pytest.raises(ValueError, match=r"finetune_steps gives no updates for task 'coco'"):
+        study.finetuning("visual_bert", "coco", "none")
+    with pytest.raises(ValueError, match=r"'coco' is a pretraining set: it cannot be finetuned on"):
+        Study(Recipe(world="smoke", finetune_steps=100)).finetuning("visual_bert", "coco", "none")
+    with pytest.raises(ValueError, match=r"'vqa_d' is a task: it cannot be pretrained on"):
+        study.pretraining("visual_bert", "vqa_d")
+    with pytest.raises(FileNotFoundError, match=r"/no/such/checkpoint\.pth does not exist"):
+        study.finetuning("visual_bert", "vqa_d", "mmf:/no/such/checkpoint.pth")
+    with pytest.raises(FileNotFoundError, match=r"/no/bert does not exist"):
+        Study(Recipe(world="smoke", bert_dir="/no/bert")).pretraining("visual_bert", "coco")
+    assert study.finetuning("visual_bert", "vqa_d", "coco").dataset == "vqa_d"        # good names still pass

@@ -168,7 +168,7 @@ def test_eval_command(tmp_path, capsys):
 def test_eval_command_broken_results(tmp_path, capsys, results, message):
     code, _, err = run_eval(write_vqa_files(tmp_path, GT, results), capsys)
     assert code == 2
-    assert message in err
+    assert message in err and len(err.strip().splitlines()) == 1          # one line, no traceback
 
 
 def test_eval_command_broken_annotations(tmp_path, capsys):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from .inputs import check_types, check_what_parameters_name
 from .paths import notebooks_dir, outputs_root, params_dir
 
 
@@ -66,6 +67,7 @@ def notebook_parameters(profile: str, name: str, path: Path) -> dict:
     if unknown:
         raise ValueError(f"profile {profile!r} gives notebook {name!r} parameter(s) {unknown} that "
                          f"its parameters cell does not declare (it declares {sorted(declared)})")
+    check_types(params, declared, f"profile {profile!r}, notebook {name!r}")
     return params
 
 
@@ -91,6 +93,8 @@ def run_study(profile: str, only: list[str] | None = None, out_root: Path | None
     previous = os.environ.get("VLSTUDY_OUTPUT_ROOT")
     os.environ["VLSTUDY_OUTPUT_ROOT"] = str(out_root)     # the kernels write their tables there too
     try:
+        for name, params in plan.items():                  # every notebook's, before the first runs
+            check_what_parameters_name(params, f"profile {profile!r}, notebook {name!r}")
         _execute(plan, nbs, profile, out_dir, records, log)
     finally:
         if previous is None:
@@ -162,8 +166,12 @@ def write_reference(executed: Path, dest: Path) -> None:
 
 def main_study(args) -> int:
     out_root = outputs_root()
-    records = run_study(args.profile, args.only, out_root,
-                        log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+    try:
+        records = run_study(args.profile, args.only, out_root,
+                            log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+    except (ValueError, FileNotFoundError) as e:      # the profile's inputs: nothing has run
+        print(f"vlstudy study: {e}", file=sys.stderr)
+        return 2
     from .report import build_report
     report = build_report(args.profile, out_root)          # failed notebooks show in it too
     print(f"report: {report['html']} (and {report['markdown'].name})", file=sys.stderr)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .inputs import check_spec_inputs
 from .registry import Registry
 from .runner import RUN_LOG_PREFIX
 from .train import STAGES, RunSpec
@@ -123,7 +124,9 @@ class Study:
     def _spec(self, **kw) -> RunSpec:
         r = self.recipe
         kw.setdefault("batch_size", r.batch_size)
-        spec = RunSpec(world=r.world, world_seed=r.world_seed, model=r.model, max_grad_norm=r.max_grad_norm, threads=r.threads_per_job, **kw)
+        spec = RunSpec(world=r.world, world_seed=r.world_seed, model=r.model, max_grad_norm=r.max_grad_norm,
+                       threads=r.threads_per_job, **kw)
+        check_spec_inputs(spec)               # a bad name fails here, before any run of the grid
         self._specs[spec.id] = spec
         return spec
 

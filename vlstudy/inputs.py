@@ -1,0 +1,127 @@
+"""The study's own inputs, checked before any work starts.
+
+A profile's or notebook's parameter of the wrong type, a model, pretraining set or task
+that the data root does not have, a BERT folder or checkpoint that is not there: each is a
+one-line error naming the parameter and what was expected, raised by ``vlstudy study``
+before the first notebook runs (``check_types``, ``check_what_parameters_name``) and by
+``Study`` when it makes a run's spec (``check_spec_inputs``), so a hand-run notebook stops
+at its first grid, not in a worker after other runs have trained.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+from .models import ARCHITECTURES
+
+ARCHS = tuple(ARCHITECTURES)
+# Notebook parameters that name things, by what they name
+NAMES = {"arch": ("archs", "size_archs", "beyond_archs", "arch", "checkpoint_arch", "variance_arch"),
+         "pretraining set": ("pretraining_sets", "compare_sets", "reference_sets", "checkpoint_set", "far_set"),
+         "task": ("tasks", "low_resource", "variance_tasks", "other_tasks", "task", "drift_task"),
+         "dataset": ("flickr_images",)}
+# Parameters whose notebook declares one type but documents another as well
+ALSO = {"finetune_steps": (int,)}                          # {task: updates} or one number
+_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list": (list,),
+          "dict": (dict,)}
+
+
+def _declared_types(name: str, declared: dict) -> tuple | None:
+    """The types a parameter may take: its annotation's, or its default's (None: any)."""
+    type_name = declared["inferred_type_name"].split("[")[0]
+    if type_name in _TYPES:
+        return _TYPES[type_name] + ALSO.get(name, ())
+    try:
+        default = ast.literal_eval(declared["default"])
+    except (ValueError, SyntaxError):
+        return None
+    if default is None:
+        return None
+    return _TYPES.get(type(default).__name__, (type(default),)) + ALSO.get(name, ())
+
+
+def check_types(params: dict, declared: dict, where: str) -> None:
+    """Every parameter of the type its notebook declares (None stands for the default)."""
+    for name, value in params.items():
+        types = _declared_types(name, declared[name]) if name in declared else None
+        if value is None or types is None:
+            continue
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise ValueError(f"{where}: parameter {name!r} should be {expected}, got "
+                             f"{type(value).__name__} {value!r}")
+
+
+def known_names(world: str, world_seed: int | None = None) -> dict[str, set]:
+    """What a data root lets a study name: its architectures, its pretraining sets (with
+    direct training, random init and the generated sets) and its tasks."""
+    from .data.root import open_data
+    from .study import GENERATED, NO_PRETRAINING, RANDOM_INIT
+    root = open_data(world, world_seed)
+    tasks = {d: root.info(d).task for d in root.datasets}
+    pretraining = {d for d, t in tasks.items() if t == "pretraining"}
+    return {"arch": set(ARCHS), "pretraining set": pretraining | set(GENERATED) | {NO_PRETRAINING, RANDOM_INIT},
+            "task": {d for d, t in tasks.items() if t != "pretraining"}, "dataset": set(tasks)}
+
+
+def check_names(params: dict, world: str, world_seed: int | None, where: str) -> None:
+    """Every model, pretraining set and task a notebook's parameters name exists in its data;
+    a released checkpoint ("mmf:<file>") must be a file that exists."""
+    from .study import RELEASED
+    known = None
+    for kind, keys in NAMES.items():
+        for key in keys:
+            value = params.get(key)
+            for name in [value] if isinstance(value, str) else value or []:
+                if kind == "pretraining set" and isinstance(name, str) and name.startswith(RELEASED):
+                    check_start_from(name[len(RELEASED):], f"{where}: {key}")
+                    continue
+                known = known or known_names(world, world_seed)
+                if name not in known[kind]:
+                    raise ValueError(f"{where}: parameter {key!r} names {kind} {name!r}, which {world!r} does "
+                                     f"not have; known: {sorted(known[kind])}")
+
+
+def check_start_from(path, where: str) -> None:
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{where}: {path} does not exist (a BERT folder or MMF checkpoint to start from)")
+
+
+def check_what_parameters_name(params: dict, where: str) -> None:
+    """What a notebook's parameters point to exists: the BERT folder, and the models,
+    pretraining sets and tasks in its data root (which this opens, building a world preset
+    on first use, as the notebook would)."""
+    recipe = params.get("recipe") or {}
+    if recipe.get("bert_dir"):
+        check_start_from(recipe["bert_dir"], f"{where}: recipe.bert_dir")
+    check_names(params, params.get("world", "small"), params.get("world_seed"), where)
+
+
+def check_spec_inputs(spec) -> None:
+    """A run's spec names a known model and a dataset its data root has; the folder or file
+    it starts from exists."""
+    if spec.stage in ("pretrain", "finetune") and spec.arch not in ARCHS:
+        raise ValueError(f"unknown model {spec.arch!r}; known: {list(ARCHS)}")
+    if spec.start_from is not None:
+        check_start_from(spec.start_from, f"run {spec.stage} {spec.arch} {spec.dataset}")
+    if spec.stage in ("pretrain", "finetune"):
+        root = _root(spec.world, spec.world_seed)
+        if spec.dataset not in root.datasets and not (root.folder / "datasets" / spec.dataset).is_dir():
+            raise ValueError(f"no dataset {spec.dataset!r} in {spec.world!r}; it has {root.datasets}")
+        task = root.info(spec.dataset).task
+        if (task == "pretraining") != (spec.stage == "pretrain"):
+            raise ValueError(f"{spec.dataset!r} is a {'pretraining set' if task == 'pretraining' else 'task'}: "
+                             f"it cannot be {'finetuned' if spec.stage == 'finetune' else 'pretrained'} on")
+
+
+def _root(world: str, world_seed: int | None):
+    from .paths import outputs_root
+    return _root_under(str(outputs_root()), world, world_seed)
+
+
+@functools.lru_cache(maxsize=16)
+def _root_under(outputs: str, world: str, world_seed: int | None):
+    """The data root (opened once: a Study makes hundreds of specs), per outputs folder."""
+    from .data.root import open_data
+    return open_data(world, world_seed)
