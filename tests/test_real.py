@@ -289,3 +289,46 @@ def test_runs_on_a_prepared_root_keep_their_ids_when_other_datasets_are_added(ro
             max_regions=m["max_regions"], num_classes=m["num_classes"], log=lambda line: None)
     assert spec.id == before
     assert spec.replace(dataset="vizwiz_again").id != spec.replace(dataset="vizwiz").id   # the names differ
+
+
+def test_vqa_answer_vocabulary_is_the_fields_3129_and_prepare_reports_what_falls_outside(tmp_path):
+    from vlstudy.train import RunSpec, num_labels
+    n = 3130                                   # one answer more than VQA 2.0's vocabulary holds
+
+    def files(folder, answers):
+        folder.mkdir()
+        q = _write(folder / "q.json", {"questions": [{"image_id": 1 + k % 3, "question": f"q{k}?", "question_id": k}
+                                                     for k in range(len(answers))]})
+        a = _write(folder / "a.json", {"annotations": [
+            {"question_id": k, "image_id": 1 + k % 3, "answer_type": "other",
+             "answers": [{"answer": ans, "answer_id": j + 1} for j in range(10)]} for k, ans in enumerate(answers)]})
+        return [q, a]
+    train = files(tmp_path / "train", [f"a{k:04d}" for k in range(n)])        # ties: alphabetical, a3129 left out
+    val = files(tmp_path / "val", ["a0000", "a0001", "a3129", "zebra"])
+    feats = _tsv(tmp_path / "f.tsv", [(i, np.ones((2, 3))) for i in (1, 2, 3)])
+    lines = []
+    got = prepare("vqa2", {"train": train, "val": val}, [feats], tmp_path / "root", "vqa_d", num_classes=2,
+                  log=lines.append)
+    assert got["val_best_answer_out_of_vocabulary"] == 0.5
+    assert "val: 50.0 % of questions' best answer outside the 3129-answer vocabulary" in lines[0]
+    root = DataRoot(tmp_path / "root")
+    vocab = root.answer_vocab("vqa_d")
+    assert len(vocab) == 3129 and "a3129" not in vocab.index
+    targets = vocab.targets(root.records("vqa_d", "val"))
+    assert targets.sum(1).tolist() == [1.0, 1.0, 0.0, 0.0]                   # outside: scores 0 in training
+    spec = RunSpec("finetune", "visual_bert", "vqa_d", world=str(tmp_path / "root"), init="random")
+    assert num_labels(spec, root) == 3129 and num_labels(spec.replace(answer_vocab=100), root) == 100
+
+
+def test_cc_features_keyed_by_bare_row_or_split_row_and_keys_that_do_not_meet(tmp_path):
+    cc = _write(tmp_path / "train.tsv", "a tree\thttp://x/0.jpg\na dog\thttp://x/1.jpg\n")
+    bare = _tsv(tmp_path / "bare.tsv", [(0, np.ones((2, 3))), (1, np.ones((2, 3)))])      # keyed 0, 1
+    got = prepare("conceptual_captions", {"train": [cc]}, [bare], tmp_path / "r1", "cc", num_classes=2)
+    assert got["images"] == 2
+    assert json.loads((tmp_path / "r1/stores/cc/image_ids.json").read_text()) == ["train_00000000", "train_00000001"]
+    with pytest.raises(ValueError, match=r"bare row number .* fit one split"):
+        prepare("conceptual_captions", {"train": [cc], "val": [cc]}, [bare], tmp_path / "r2", "cc", num_classes=2)
+    other = _tsv(tmp_path / "other.tsv", [("img_a", np.ones((2, 3))), ("img_b", np.ones((2, 3)))])
+    with pytest.raises(ValueError, match=r"2 image\(s\) have no features.*keys like \['train_00000000', "
+                                         r"'train_00000001'\]; the feature files name images like \['img_a', 'img_b'\]"):
+        prepare("conceptual_captions", {"train": [cc]}, [other], tmp_path / "r3", "cc", num_classes=2)

@@ -183,6 +183,24 @@ def test_bad_specs():
     with pytest.raises(ValueError, match="threads"):
         RunSpec("pretrain", "visual_bert", "coco", init="random", threads=0)
     assert bert_spec().replace(threads=2).id != bert_spec().id          # part of what a run is
+    for field, bad in (("precision", "fp8"), ("answer_vocab", 0), ("loader_workers", -1)):
+        with pytest.raises(ValueError, match=field):
+            bert_spec().replace(**{field: bad})
+    assert bert_spec().replace(precision="bf16").id != bert_spec().id
+    assert bert_spec().replace(answer_vocab=100).id != bert_spec().id
+    assert bert_spec().replace(loader_workers=2).id == bert_spec().id    # how it is fed, not what
+
+
+def test_loader_workers_leave_the_numbers_alone_and_bf16_trains_on_the_cpu(tmp_path):
+    spec = RunSpec("pretrain", "visual_bert", "coco", init="random", steps=20, eval_every=10, beta2=0.98, **TINY)
+    alone = Registry(tmp_path / "a").run(spec)
+    fed = Registry(tmp_path / "b").run(spec.replace(loader_workers=2))
+    assert {k: v for k, v in fed.items() if "seconds" not in k} == \
+        {k: v for k, v in alone.items() if "seconds" not in k}
+    bf16 = Registry(tmp_path / "c").run(spec.replace(precision="bf16"))
+    assert abs(bf16["mlm_loss"] - alone["mlm_loss"]) < 0.05 * alone["mlm_loss"]    # autocast, same run
+    with pytest.raises(ValueError, match="fp16 mixed precision needs a GPU"):
+        Registry(tmp_path / "d").run(spec.replace(precision="fp16"))
 
 
 KILL_SCRIPT = """

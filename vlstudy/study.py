@@ -87,6 +87,11 @@ class Recipe:
     # A command each run is launched under, one after the other, e.g. "torchrun
     # --nproc_per_node gpu" (the paper profile); empty: runs train in this machine's workers
     launcher: str = ""
+    # Paper scale (RunSpec): mixed precision (bf16 on GPUs; the CPU stays fp32), DataLoader
+    # workers per run, and the VQA-like tasks' answer vocabulary (None: the field's, 3,129 / 7,370)
+    precision: str = "fp32"
+    loader_workers: int = 0
+    answer_vocab: int | None = None
 
     @classmethod
     def from_params(cls, params: dict) -> "Recipe":
@@ -125,7 +130,7 @@ class Study:
         r = self.recipe
         kw.setdefault("batch_size", r.batch_size)
         spec = RunSpec(world=r.world, world_seed=r.world_seed, model=r.model, max_grad_norm=r.max_grad_norm,
-                       threads=r.threads_per_job, **kw)
+                       threads=r.threads_per_job, precision=r.precision, loader_workers=r.loader_workers, **kw)
         check_spec_inputs(spec)               # a bad name fails here, before any run of the grid
         self._specs[spec.id] = spec
         return spec
@@ -208,6 +213,7 @@ class Study:
                  self._from_bert(block) if pretrained_on == NO_PRETRAINING else dict(init="random", parent=None))
         return self._spec(stage="finetune", arch=arch, dataset=task, **start, seed=finetune_seed(block, replicate),
                           frozen_base=frozen, lr=r.frozen_lr if frozen else r.finetune_lr, beta2=0.999,
+                          answer_vocab=r.answer_vocab,
                           batch_size=r.finetune_batch_size,
                           max_text_len=r.long_text_len if task == "mmimdb" else r.max_text_len,
                           **r.schedule(self.finetune_steps(task)))

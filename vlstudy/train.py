@@ -41,6 +41,11 @@ INITS = ("bert", "random", "pretrained", "mmf")   # mmf: a released MMF checkpoi
 REGION_MASK_PROBABILITY = 0.15     # ViLBERT's masked-region modelling (Lu et al. 2019)
 MULTILABEL_THRESHOLD = 0.5         # MM-IMDB: a label is predicted when its sigmoid exceeds this
 PREDICTION_SPLITS = ("val", "test")  # the splits a finetuning run writes predictions of
+PRECISIONS = ("fp32", "bf16", "fp16")
+# Spec fields added after TRAINING_VERSION 5: in the id only when set away from these defaults,
+# which compute what the runs before them computed
+ADDED_SINCE_VERSION = {"precision": "fp32", "answer_vocab": None}
+NOT_IN_ID = ("loader_workers",)     # how a run is fed, not what it computes
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,16 @@ class RunSpec:
     # reductions: one pretraining spec gave MLM losses 0.6119052 in the study's 1-thread worker,
     # 0.6119041 alone with 2 threads, 0.6119021 alone with 1 thread.
     threads: int = 1
+    # Numbers the run computes in: fp32, or bf16 / fp16 mixed precision (the Trainer's autocast;
+    # the losses compute in fp32, TF32 matmuls are allowed on CUDA). The CPU stays fp32: bf16
+    # autocast makes the small models' steps slower there (README, "Paper scale").
+    precision: str = "fp32"
+    # Answers a VQA-like task's classifier covers, the most frequent training answers; None: the
+    # task's usual size (data.answers.ANSWER_VOCAB_SIZES: VQA 2.0 3,129, VizWiz 7,370 as MMF's)
+    answer_vocab: int | None = None
+    # DataLoader worker processes: how batches are loaded, not what they hold (the collators'
+    # masks are a function of the batch's indices), so not part of the run's id
+    loader_workers: int = 0
 
     def __post_init__(self):
         if self.stage not in STAGES:
@@ -106,6 +121,13 @@ class RunSpec:
         if self.stage == "captions" and (self.init != "pretrained" or self.parent is None):
             raise ValueError("a captions run decodes with a trained captioner: init 'pretrained', "
                              "parent = the captioner run")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.answer_vocab is not None and (isinstance(self.answer_vocab, bool) or not isinstance(
+                self.answer_vocab, int) or self.answer_vocab < 1):
+            raise ValueError(f"answer_vocab must be a positive number of answers or None, got {self.answer_vocab!r}")
+        if isinstance(self.loader_workers, bool) or not isinstance(self.loader_workers, int) or self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be an integer >= 0, got {self.loader_workers!r}")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             raise ValueError(f"threads (torch intra-op threads) must be an integer >= 1, got {self.threads!r}")
 
@@ -118,7 +140,13 @@ class RunSpec:
     def id(self) -> str:
         """Content address: the spec, and what its world and model names resolve to today."""
         from .data.root import data_digest
-        resolved = [dataclasses.asdict(self), dataclasses.asdict(model_config(self.model)),
+        fields = dataclasses.asdict(self)
+        for name in NOT_IN_ID:
+            del fields[name]
+        for name, default in ADDED_SINCE_VERSION.items():   # runs made before they existed stay valid
+            if fields[name] == default:
+                del fields[name]
+        resolved = [fields, dataclasses.asdict(model_config(self.model)),
                     data_digest(self.world, self.dataset, self.world_seed), TRAINING_VERSION]
         if self.stage in ("captioner", "captions"):         # how captions are decoded (and scored)
             from .captioner import DECODING
@@ -155,7 +183,9 @@ def datasets_for(spec: RunSpec, root: DataRoot, text_dir: Path | None = None) ->
     if text_dir is not None:
         out = {s: root.generated_split(text_dir, s, spec.dataset, spec.max_text_len) for s in splits}
     else:
-        out = {s: root.split(spec.dataset, s, spec.max_text_len) for s in splits}
+        vocab = (root.answer_vocab(spec.dataset, spec.answer_vocab)
+                 if root.info(spec.dataset).task in ("vqa", "vizwiz") else None)
+        out = {s: root.split(spec.dataset, s, spec.max_text_len, answer_vocab=vocab) for s in splits}
     out["train"] = _subset(out["train"], spec.train_fraction, spec.seed)
     return out
 
@@ -175,7 +205,8 @@ def _config(spec: RunSpec, root: DataRoot):
 
 def num_labels(spec: RunSpec, root: DataRoot) -> int:
     info = root.info(spec.dataset)
-    return len(root.answer_vocab(spec.dataset)) if info.task in ("vqa", "vizwiz") else len(info.label_names)
+    return (len(root.answer_vocab(spec.dataset, spec.answer_vocab)) if info.task in ("vqa", "vizwiz")
+            else len(info.label_names))
 
 
 def build_model(spec: RunSpec, root: DataRoot, parent_dir: Path | None) -> nn.Module:
@@ -371,7 +402,7 @@ def _train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | N
         if trainer.is_world_process_zero():
             metrics.update(caption_quality(model, root, spec.dataset, "test", spec.max_text_len))
     else:
-        names = (root.answer_vocab(spec.dataset).answers if task in ("vqa", "vizwiz")
+        names = (root.answer_vocab(spec.dataset, spec.answer_vocab).answers if task in ("vqa", "vizwiz")
                  else root.info(spec.dataset).label_names)
         predictions = {}
         for split in PREDICTION_SPLITS:               # the best checkpoint, reloaded
@@ -403,6 +434,11 @@ def _fit(spec: RunSpec, folder: Path, model: nn.Module, data: dict, collators: d
     world_size = int(os.environ.get("WORLD_SIZE", "1"))     # > 1 under torchrun (DDP)
     if spec.batch_size % world_size:
         raise ValueError(f"batch size {spec.batch_size} does not split over {world_size} processes")
+    cuda = torch.cuda.is_available()
+    if spec.precision == "fp16" and not cuda:
+        raise ValueError(f"run {spec.id}: fp16 mixed precision needs a GPU; on the CPU use fp32 (or bf16)")
+    if cuda and spec.precision != "fp32":           # the matmuls autocast leaves in fp32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     args = TrainingArguments(
         output_dir=str(folder / "trainer"), max_steps=spec.steps,
         per_device_train_batch_size=spec.batch_size // world_size,
@@ -414,7 +450,10 @@ def _fit(spec: RunSpec, folder: Path, model: nn.Module, data: dict, collators: d
         metric_for_best_model="score" if scored else "loss", greater_is_better=scored,
         prediction_loss_only=not scored, label_names=label_names,
         logging_steps=max(1, spec.eval_every // 2), report_to=["tensorboard"], seed=spec.seed,
-        data_seed=spec.seed, max_grad_norm=spec.max_grad_norm, remove_unused_columns=False, dataloader_pin_memory=False, use_cpu=not torch.cuda.is_available(),
+        data_seed=spec.seed, max_grad_norm=spec.max_grad_norm, remove_unused_columns=False,
+        bf16=spec.precision == "bf16", fp16=spec.precision == "fp16",
+        dataloader_num_workers=spec.loader_workers, dataloader_persistent_workers=spec.loader_workers > 0,
+        dataloader_pin_memory=cuda, use_cpu=not cuda,
         disable_tqdm=not progress, save_only_model=False, optim=_optimizer_name())
     trainer = Trainer(model=model, args=args, train_dataset=_IndexDataset(data["train"]),
                       eval_dataset=_IndexDataset(data["val"]),

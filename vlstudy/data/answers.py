@@ -16,6 +16,12 @@ from ..metrics import normalize_answer, soft_scores
 from .records import Record
 
 
+# The field's answer vocabularies, by task: VQA 2.0's 3,129 answers (bottom-up attention,
+# MMF's answers_vqa.txt with its <unk>); VizWiz: MMF's answers_vizwiz_7k.txt, 7,371 with its
+# <unk>, so 7,370 answers. Answers outside the vocabulary score 0 in the training targets.
+ANSWER_VOCAB_SIZES = {"vqa": 3129, "vizwiz": 7370}
+
+
 class AnswerVocab:
     def __init__(self, answers: list[str]):
         if len(set(answers)) != len(answers):
@@ -46,7 +52,8 @@ class AnswerVocab:
         return out
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.answers))
+        from ..paths import atomic_write_text          # runs side by side may build it at once
+        atomic_write_text(Path(path), json.dumps(self.answers))
 
     @classmethod
     def load(cls, path: Path) -> "AnswerVocab":

@@ -10,7 +10,7 @@ import hashlib
 from functools import cached_property
 from pathlib import Path
 
-from .answers import AnswerVocab
+from .answers import ANSWER_VOCAB_SIZES, AnswerVocab
 from .batching import VLDataset
 from .features import FeatureStore
 from .records import DatasetInfo, Record, read_info, read_records
@@ -61,8 +61,10 @@ class DataRoot:
         return self.folder / "corpus.txt"
 
     def answer_vocab(self, name: str, size: int | None = None) -> AnswerVocab:
-        """Answer vocabulary from the training split, cached beside the dataset."""
-        path = self._dataset_dir(name) / f"answers-{size or 'all'}.json"
+        """The ``size`` most frequent training answers (None: the task's usual size,
+        ``ANSWER_VOCAB_SIZES``), cached beside the dataset."""
+        size = size or ANSWER_VOCAB_SIZES[self.info(name).task]
+        path = self._dataset_dir(name) / f"answers-{size}.json"
         if path.exists():
             return AnswerVocab.load(path)
         vocab = AnswerVocab.build(self.records(name, "train"), size)

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.answers import ANSWER_VOCAB_SIZES, AnswerVocab
 from ..data.features import FeatureStore
+from ..metrics import normalize_answer
 from ..data.records import Record, write_records
 from ..paths import swap_in_dir
 from . import annotations as ann
@@ -103,7 +105,7 @@ def prepare(kind: str, splits: dict[str, list], features: list, out: Path, name:
         if ann.SPLIT_ALIASES[split] in records:
             raise ValueError(f"split {split!r} names the study's {ann.SPLIT_ALIASES[split]!r} split twice")
         records[ann.SPLIT_ALIASES[split]] = recs
-    numeric = KINDS[kind].numeric_images
+    key_of = feature_key(kind, list(splits))
     wanted = {r.image_id: (split, r.id) for split, recs in records.items() for r in recs}
 
     store_dir = out / "stores" / store
@@ -123,7 +125,7 @@ def prepare(kind: str, splits: dict[str, list], features: list, out: Path, name:
         if existing is not None and set(wanted) <= set(existing.image_ids):
             written = {"images": 0, "feature_mb": 0.0}          # the store has every image already
         else:       # a new store, or the existing one plus the images it lacks
-            written = _write_store(store_dir, features, wanted, numeric, max_regions, num_classes, existing)
+            written = _write_store(store_dir, features, wanted, key_of, max_regions, num_classes, existing)
         final = out / "datasets" / name
         final.parent.mkdir(parents=True, exist_ok=True)
         swap_in_dir(tmp, final)
@@ -134,21 +136,41 @@ def prepare(kind: str, splits: dict[str, list], features: list, out: Path, name:
     shutil.rmtree(tmp, ignore_errors=True)
     _remove_if_empty([tmp.parent])
 
+    out_of_vocab = _best_answers_out_of_vocabulary(KINDS[kind].task, records)
     seconds = time.perf_counter() - started
     n_records = sum(len(r) for r in records.values())
     summary = {"dataset": name, "kind": kind, "store": store, "seconds": round(seconds, 2),
                **{f"{s}_records": len(r) for s, r in records.items()}, **written,
                "records_per_second": round(n_records / seconds),
                "feature_mb_per_second": round(written["feature_mb"] / seconds, 1),
-               "accepted": dict(accepted)}
+               "accepted": dict(accepted),
+               **{f"{split}_best_answer_out_of_vocabulary": share for split, share in out_of_vocab.items()}}
     log(f"prepared {name} ({kind}) in {out}: " + ", ".join(f"{s} {len(r)}" for s, r in records.items())
         + f" records; store {store}: {written['images']} images written ({written['feature_mb']:.1f} MB)"
         + f"; {seconds:.1f} s, {summary['records_per_second']} records/s, "
         + f"{summary['feature_mb_per_second']} MB/s"
+        + "".join(f"; {split}: {100 * share:.1f} % of questions' best answer outside the "
+                  f"{ANSWER_VOCAB_SIZES[KINDS[kind].task]}-answer vocabulary" for split, share in out_of_vocab.items())
         + "".join(f"; accepted: {n} x {what}" for what, n in sorted(accepted.items()))
         + ("; WARNING: the features have no cls_prob, so ViLBERT's masked-region loss has no "
            "targets on this store" if written.get("cls_prob") is False else ""))
     return summary
+
+
+def _best_answers_out_of_vocabulary(task: str, records: dict) -> dict[str, float]:
+    """Per held-out split, the share of questions whose most frequent answer the task's answer
+    vocabulary (built from the training split, as training builds it) lacks: their best
+    possible score is below 1, whatever the model."""
+    if task not in ANSWER_VOCAB_SIZES or "train" not in records:
+        return {}
+    vocab = AnswerVocab.build(records["train"], ANSWER_VOCAB_SIZES[task])
+    shares = {}
+    for split, recs in records.items():
+        answered = [r for r in recs if r.answers]
+        if split != "train" and answered:
+            best = [Counter(normalize_answer(a) for a in r.answers).most_common(1)[0][0] for r in answered]
+            shares[split] = round(sum(b not in vocab.index for b in best) / len(best), 4)
+    return shares
 
 
 def _folders_to_create(out: Path, folders: list[Path]) -> list[Path]:
@@ -191,7 +213,28 @@ def install_tokenizer(source: Path, out: Path) -> Path:
     return final
 
 
-def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_regions: int,
+def feature_key(kind: str, splits: list[str]):
+    """The image key of a feature file's image name, for ``kind``'s records. CC's images are
+    rows of their split's file: features keyed ``<split>_<row>``, or by the bare row number
+    (a user's extraction script decides), which names one image only when one split is
+    prepared at a time."""
+    numeric = KINDS[kind].numeric_images
+    if kind != "conceptual_captions":
+        return lambda name: ann.image_key(name, numeric)
+
+    def key(name: str) -> str:
+        stem = ann.image_key(name, numeric=False)
+        if not stem.isdigit():
+            return stem
+        if len(splits) != 1:
+            raise ValueError(f"CC features keyed by bare row number ({name!r}) fit one split, and this "
+                             f"call prepares {splits}: prepare one split per call (the store is shared), "
+                             "or key the features <split>_<row>")
+        return f"{splits[0]}_{int(stem):08d}"
+    return key
+
+
+def _write_store(folder: Path, sources: list, wanted: dict, key_of, max_regions: int,
                  num_classes: int, existing: FeatureStore | None = None) -> dict:
     """Stream the wanted images from ``sources`` into a padded store (``data.features``'s
     layout) after the rows of ``existing`` (a store being extended), written in a temporary
@@ -218,16 +261,20 @@ def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_r
                     arrays[field][start:start + len(value)] = value
             row = {key: k for k, key in enumerate(kept)}
         ids = list(kept)
-        todo = set(new)
+        todo, unwanted = set(new), []          # a few names the records do not want, for errors
+
         def wanted_name(name: str) -> bool:          # undecodable names go on, to fail below
             try:
-                return ann.image_key(name, numeric) in todo
+                wanted = key_of(name) in todo
             except ValueError:
                 return True
+            if not wanted and len(unwanted) < 3 and key_of(name) not in kept_set:
+                unwanted.append(name)
+            return wanted
         for source in sources:
             for img in read_regions(Path(source), wanted_name):
                 try:
-                    key = ann.image_key(img.name, numeric)
+                    key = key_of(img.name)
                 except ValueError as e:
                     raise ValueError(f"{img.where}: {e}") from None
                 if key in row and key in todo:
@@ -248,7 +295,8 @@ def _write_store(folder: Path, sources: list, wanted: dict, numeric: bool, max_r
         if missing:
             split, rid = wanted[missing[0]]
             raise ValueError(f"{len(missing)} image(s) have no features in {[str(s) for s in sources]}; "
-                             f"first: image {missing[0]!r} of {split} record {rid!r}")
+                             f"first: image {missing[0]!r} of {split} record {rid!r}. The records want "
+                             f"keys like {missing[:3]}; the feature files name images like {unwanted}")
         # all images have class scores (ViLBERT's masked-region targets) or none has
         if existing is not None and kept and stored_cls != (no_cls == 0):
             raise ValueError(f"store {folder} {'has' if stored_cls else 'has no'} cls_prob but "
