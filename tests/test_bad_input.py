@@ -345,8 +345,8 @@ ANNOTATION_CASES = [
          r"split\.json: train\[1\] lists movie 0000002, but .*0000002\.json does not exist"),
     Case("mmimdb", "genres not a list", _set(MOVIE, lambda o: o.update(genres="Drama")),
          r"0000002\.json: field 'genres' should be list, got str"),
-    Case("mmimdb", "no genre among the 23", _set(MOVIE, lambda o: o.update(genres=["News"])),
-         r"0000002\.json: none of the genres \['News'\] is among the 23 labels"),
+    Case("mmimdb", "a genre not a string", _set(MOVIE, lambda o: o.update(genres=["Drama", 7])),
+         r"0000002\.json: field 'genres' should be a list of strings, got \['Drama', 7\]"),
     Case("mmimdb", "empty plot list", _set(MOVIE, lambda o: o.update(plot=[])),
          r"0000002\.json: field 'plot' should be a non-empty list of strings"),
     Case("mmimdb", "id a number", _set(SPLIT_JSON, lambda o: o["train"].__setitem__(1, 2)),
@@ -484,11 +484,16 @@ FEATURE_CASES = [FeatureCase(form, name, expect, item=item) for form in ("tsv", 
                 item=_with(cls_prob=lambda c: np.full((2, 5), 0.2, np.float32))),
     FeatureCase("lmdb", "cls_prob rows disagree", r"cls_prob has shape \(1, 3\), expected \(2, classes\)",
                 item=_with(cls_prob=lambda c: c[:1])),
-    FeatureCase("lmdb", "num_boxes disagrees", r"num_boxes is 5 but features have 2 rows", item=_with(num_boxes=5)),
+    FeatureCase("lmdb", "num_boxes above the rows", r"num_boxes is 5 but features have only 2 rows",
+                item=_with(num_boxes=5)),
+    FeatureCase("lmdb", "features None", r"field\(s\) \['features'\] are None", item=_with(features=None)),
+    FeatureCase("lmdb", "a key not UTF-8", r"regions\.lmdb\[b'3\\xff'\]: the key is not UTF-8 text", where=False,
+                file=lambda p: write_lmdb(_fresh(p), {"1": image(seed=1), "2": image(seed=2)},
+                                          keys=[b"1", b"2", b"3\xff"])),
     FeatureCase("lmdb", "negative class score", r"cls_prob holds values outside \[0, 1\]",
                 item=_with(cls_prob=_at((0, 1), -0.5))),
     FeatureCase("lmdb", "NaN class score", r"cls_prob of region 1 hold NaN", item=_with(cls_prob=_at((1, 0), np.nan))),
-    FeatureCase("lmdb", "image size not a number", r"image size and arrays must be numbers",
+    FeatureCase("lmdb", "image size not a number", r"image size, num_boxes and arrays must be numbers \(invalid literal for int\(\) with base 10: .wide.\)",
                 item=_with(image_width="wide")),
     FeatureCase("lmdb", "cls_prob missing for one image", r"(have no cls_prob|have none) \(first: .*regions\.lmdb\[b'3'\]\): all or none must",
                 where=False,
@@ -540,15 +545,24 @@ def test_feature_catalogue_has_twenty_cases_and_every_form():
 def test_the_releases_oddities_are_accepted_counted_and_reported(tmp_path):
     kind, splits = mmimdb(tmp_path)
     _edit(MOVIE(tmp_path), lambda o: o.update(genres=["Drama", "News", "Reality-TV"]))
-    _edit(tmp_path / "mmimdb" / "dataset" / "0000003.json", lambda o: o.update(genres=["News", "Comedy"]))
+    _edit(tmp_path / "mmimdb" / "dataset" / "0000003.json", lambda o: o.update(genres=["News"]))
     lines = []
     got = prepare(kind, splits, [features(tmp_path, kind)], tmp_path / "r1", "mmimdb", num_classes=CLASSES,
                   log=lines.append)
     assert got["accepted"] == {"MM-IMDB genre 'News' outside the 23 labels (dropped from the labels)": 2,
-                               "MM-IMDB genre 'Reality-TV' outside the 23 labels (dropped from the labels)": 1}
+                               "MM-IMDB genre 'Reality-TV' outside the 23 labels (dropped from the labels)": 1,
+                               "MM-IMDB movies with none of the 23 genres (kept, with no labels)": 1}
     assert "accepted: 2 x MM-IMDB genre 'News' outside the 23 labels" in lines[0]
-    labels = [json.loads(x)["labels"] for x in (tmp_path / "r1/datasets/mmimdb/train.jsonl").read_text().splitlines()]
-    assert labels == [["Drama", "Comedy"], ["Drama"], ["Comedy"]]
+    labels = [json.loads(x).get("labels") for x in (tmp_path / "r1/datasets/mmimdb/train.jsonl").read_text().splitlines()]
+    assert labels[:2] == [["Drama", "Comedy"], ["Drama"]] and not labels[2]
+
+    # MMF's feature extraction counts only the confident boxes in num_boxes, and keeps every row
+    d = tmp_path / "mmf"
+    d.mkdir()
+    kind, splits = vqa2(d)
+    got = prepare(kind, splits, [features(d, kind, form="lmdb", change=_with(num_boxes=1))], tmp_path / "r4", "vqa",
+                  num_classes=CLASSES, log=lines.append)
+    assert got["images"] == 3
 
     d = tmp_path / "vqa"
     d.mkdir()
@@ -575,6 +589,11 @@ def test_the_releases_oddities_are_accepted_counted_and_reported(tmp_path):
     ("domain_match", {"tasks": ["coco"]}, ValueError, r"names task 'coco'"),                  # a pretraining set
     ("domain_match", {"archs": ["visualbert"]}, ValueError, r"names arch 'visualbert'.*\['vilbert', 'visual_bert'\]"),
     ("model_choice", {"checkpoint_set": "vqa"}, ValueError, r"parameter 'checkpoint_set' names pretraining set 'vqa'"),
+    ("domain_match", {"recipe": {"pretrain_lr": "5e-5"}}, ValueError,          # YAML reads 5e-5 as a string
+     r"recipe: pretrain_lr should be float, got str '5e-5'"),
+    ("domain_match", {"recipe": {"pretrain_rate": 1e-3}}, ValueError, r"recipe settings \['pretrain_rate'\] are not"),
+    ("domain_match", {"primary": [{"arch": "visual_bert", "task": "vqa_d", "a": "cocoa", "b": "none"}]}, ValueError,
+     r"parameter 'primary\[0\]\.a' names pretraining set 'cocoa'"),
     ("domain_match", {"recipe": {"bert_dir": "/no/such/bert"}}, FileNotFoundError,
      r"recipe\.bert_dir: /no/such/bert does not exist"),
     ("domain_match", {"pretraining_sets": ["none", "mmf:/no/such/visual_bert.pth"]}, FileNotFoundError,
@@ -616,3 +635,5 @@ def test_a_study_refuses_unknown_names_and_missing_starts_when_it_makes_the_spec
     with pytest.raises(FileNotFoundError, match=r"/no/bert does not exist"):
         Study(Recipe(world="smoke", bert_dir="/no/bert")).pretraining("visual_bert", "coco")
     assert study.finetuning("visual_bert", "vqa_d", "coco").dataset == "vqa_d"        # good names still pass
+    flickr_g = study.captions("snli_ve", study.captioner("coco"))       # a task's images, generated text
+    assert study.pretraining("visual_bert", "snli_ve", text_from=flickr_g).text_from == flickr_g.id

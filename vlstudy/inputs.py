@@ -53,6 +53,23 @@ def check_types(params: dict, declared: dict, where: str) -> None:
                              f"{type(value).__name__} {value!r}")
 
 
+def check_field_types(obj, where: str) -> None:
+    """A dataclass's fields of their annotated types (``"int | dict"``, ``"str | None"``; an
+    int is a float, a bool is not an int). Annotations naming other types are not checked."""
+    import dataclasses
+    for field in dataclasses.fields(obj):
+        names = [n.strip() for n in str(field.type).split("|")]
+        if not all(n in _TYPES or n == "None" for n in names):
+            continue
+        value = getattr(obj, field.name)
+        if value is None and "None" in names:
+            continue
+        types = tuple(t for n in names if n in _TYPES for t in _TYPES[n])
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ValueError(f"{where}: {field.name} should be {' or '.join(names)}, got "
+                             f"{type(value).__name__} {value!r}")
+
+
 def known_names(world: str, world_seed: int | None = None) -> dict[str, set]:
     """What a data root lets a study name: its architectures, its pretraining sets (with
     direct training, random init and the generated sets) and its tasks."""
@@ -70,17 +87,21 @@ def check_names(params: dict, world: str, world_seed: int | None, where: str) ->
     a released checkpoint ("mmf:<file>") must be a file that exists."""
     from .study import RELEASED
     known = None
-    for kind, keys in NAMES.items():
-        for key in keys:
-            value = params.get(key)
-            for name in [value] if isinstance(value, str) else value or []:
-                if kind == "pretraining set" and isinstance(name, str) and name.startswith(RELEASED):
-                    check_start_from(name[len(RELEASED):], f"{where}: {key}")
-                    continue
-                known = known or known_names(world, world_seed)
-                if name not in known[kind]:
-                    raise ValueError(f"{where}: parameter {key!r} names {kind} {name!r}, which {world!r} does "
-                                     f"not have; known: {sorted(known[kind])}")
+    named = [(kind, key, params.get(key)) for kind, keys in NAMES.items() for key in keys]
+    for k, entry in enumerate(params.get("primary") or []):     # the primaries name cells too
+        if isinstance(entry, dict):
+            named += [("arch", f"primary[{k}].arch", entry.get("arch")), ("task", f"primary[{k}].task", entry.get("task")),
+                      ("pretraining set", f"primary[{k}].a", entry.get("a")),
+                      ("pretraining set", f"primary[{k}].b", entry.get("b"))]
+    for kind, key, value in named:
+        for name in [value] if isinstance(value, str) else value or []:
+            if kind == "pretraining set" and isinstance(name, str) and name.startswith(RELEASED):
+                check_start_from(name[len(RELEASED):], f"{where}: {key}")
+                continue
+            known = known or known_names(world, world_seed)
+            if name not in known[kind]:
+                raise ValueError(f"{where}: parameter {key!r} names {kind} {name!r}, which {world!r} does "
+                                 f"not have; known: {sorted(known[kind])}")
 
 
 def check_start_from(path, where: str) -> None:
@@ -88,14 +109,17 @@ def check_start_from(path, where: str) -> None:
         raise FileNotFoundError(f"{where}: {path} does not exist (a BERT folder or MMF checkpoint to start from)")
 
 
-def check_what_parameters_name(params: dict, where: str) -> None:
+def check_what_parameters_name(params: dict, where: str, cwd: Path) -> None:
     """What a notebook's parameters point to exists: the BERT folder, and the models,
     pretraining sets and tasks in its data root (which this opens, building a world preset
-    on first use, as the notebook would)."""
-    recipe = params.get("recipe") or {}
-    if recipe.get("bert_dir"):
-        check_start_from(recipe["bert_dir"], f"{where}: recipe.bert_dir")
-    check_names(params, params.get("world", "small"), params.get("world_seed"), where)
+    on first use, as the notebook would). Relative paths are read from ``cwd``, the folder
+    the notebook runs in."""
+    import contextlib
+    with contextlib.chdir(cwd):
+        recipe = params.get("recipe") or {}
+        if recipe.get("bert_dir"):
+            check_start_from(recipe["bert_dir"], f"{where}: recipe.bert_dir")
+        check_names(params, params.get("world", "small"), params.get("world_seed"), where)
 
 
 def check_spec_inputs(spec) -> None:
@@ -110,7 +134,8 @@ def check_spec_inputs(spec) -> None:
         if spec.dataset not in root.datasets and not (root.folder / "datasets" / spec.dataset).is_dir():
             raise ValueError(f"no dataset {spec.dataset!r} in {spec.world!r}; it has {root.datasets}")
         task = root.info(spec.dataset).task
-        if (task == "pretraining") != (spec.stage == "pretrain"):
+        # pretraining on generated text (text_from) reads a dataset's images: a task's too (Flickr-G)
+        if (task == "pretraining") != (spec.stage == "pretrain") and spec.text_from is None:
             raise ValueError(f"{spec.dataset!r} is a {'pretraining set' if task == 'pretraining' else 'task'}: "
                              f"it cannot be {'finetuned' if spec.stage == 'finetune' else 'pretrained'} on")
 

@@ -7,6 +7,7 @@ notebook lands in ``outputs/<profile>/notebooks/`` with a ``.json`` run record b
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -71,8 +72,10 @@ def notebook_parameters(profile: str, name: str, path: Path) -> dict:
     return params
 
 
-def run_study(profile: str, only: list[str] | None = None, out_root: Path | None = None,
-              log=print) -> list[dict]:
+def plan_study(profile: str, only: list[str] | None = None, out_root: Path | None = None) -> dict:
+    """Every notebook's parameters under ``profile``, checked (names, types, what they point
+    to) before any notebook runs: a bad profile fails here, with nothing started."""
+    from .study import Recipe
     nbs = notebook_paths()
     profile_nbs = set((load_profile(profile).get("notebooks") or {}))
     stray = profile_nbs - set(nbs)
@@ -85,23 +88,43 @@ def run_study(profile: str, only: list[str] | None = None, out_root: Path | None
             raise ValueError(f"no notebook(s) {missing}; notebooks: {sorted(nbs)}")
         nbs = {k: v for k, v in nbs.items() if k in only}
     plan = {name: notebook_parameters(profile, name, path) for name, path in nbs.items()}
+    with _output_root(out_root):          # a world preset the check opens is built where the kernels look
+        for name, params in plan.items():
+            where = f"profile {profile!r}, notebook {name!r}"
+            Recipe.from_params(params)     # the recipe's settings: known fields of their types
+            check_what_parameters_name(params, where, notebooks_dir())
+    return {name: (nbs[name], params) for name, params in plan.items()}
+
+
+def run_study(profile: str, only: list[str] | None = None, out_root: Path | None = None,
+              log=print, plan: dict | None = None) -> list[dict]:
+    plan = plan or plan_study(profile, only, out_root)
     out_root = Path(out_root or outputs_root())
     out_dir = out_root / profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     records = []
+    with _output_root(out_root):          # the kernels write their tables there too
+        _execute({n: p for n, (_, p) in plan.items()}, {n: path for n, (path, _) in plan.items()},
+                 profile, out_dir, records, log)
+    return records
+
+
+@contextlib.contextmanager
+def _output_root(out_root: Path | None):
+    """``VLSTUDY_OUTPUT_ROOT`` set to ``out_root`` (when given) for the block, then restored."""
+    if out_root is None:
+        yield
+        return
     previous = os.environ.get("VLSTUDY_OUTPUT_ROOT")
-    os.environ["VLSTUDY_OUTPUT_ROOT"] = str(out_root)     # the kernels write their tables there too
+    os.environ["VLSTUDY_OUTPUT_ROOT"] = str(out_root)
     try:
-        for name, params in plan.items():                  # every notebook's, before the first runs
-            check_what_parameters_name(params, f"profile {profile!r}, notebook {name!r}")
-        _execute(plan, nbs, profile, out_dir, records, log)
+        yield
     finally:
         if previous is None:
             os.environ.pop("VLSTUDY_OUTPUT_ROOT")
         else:
             os.environ["VLSTUDY_OUTPUT_ROOT"] = previous
-    return records
 
 
 def _execute(plan: dict, nbs: dict, profile: str, out_dir: Path, records: list, log) -> None:
@@ -167,11 +190,12 @@ def write_reference(executed: Path, dest: Path) -> None:
 def main_study(args) -> int:
     out_root = outputs_root()
     try:
-        records = run_study(args.profile, args.only, out_root,
-                            log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+        plan = plan_study(args.profile, args.only, out_root)
     except (ValueError, FileNotFoundError) as e:      # the profile's inputs: nothing has run
         print(f"vlstudy study: {e}", file=sys.stderr)
         return 2
+    records = run_study(args.profile, args.only, out_root, plan=plan,
+                        log=lambda *a, **k: print(*a, file=sys.stderr, **k))
     from .report import build_report
     report = build_report(args.profile, out_root)          # failed notebooks show in it too
     print(f"report: {report['html']} (and {report['markdown'].name})", file=sys.stderr)

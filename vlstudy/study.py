@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .inputs import check_spec_inputs
+from .inputs import check_field_types, check_spec_inputs
 from .registry import Registry
 from .runner import RUN_LOG_PREFIX
 from .train import STAGES, RunSpec
@@ -109,6 +109,7 @@ class Recipe:
         return cls(**{**chosen, **{k: v for k, v in extra.items() if v is not None}})
 
     def __post_init__(self):
+        check_field_types(self, "recipe")       # YAML reads 5e-5 as a string: say so here, not in a worker
         if self.blocks < 1 or self.finetune_seeds < 1 or self.threads_per_job < 1:
             raise ValueError(f"blocks ({self.blocks}), finetune_seeds ({self.finetune_seeds}) and "
                              f"threads_per_job ({self.threads_per_job}) must each be at least 1")

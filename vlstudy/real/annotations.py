@@ -249,7 +249,8 @@ def read_mmimdb(root: Path, split: str, accepted: Counter | None = None) -> list
     """``mmimdb/split.json`` and ``mmimdb/dataset/<id>.json``: the longest plot (as MMBT and
     Arevalo et al.) and the genres among the 23. ``split``: train, dev (or val), test.
     Genres outside the 23 (the release has a few, e.g. "News") are dropped from the labels
-    and counted in ``accepted``; a movie with none of the 23 is an error."""
+    and counted in ``accepted``, as are movies left with none of the 23 (kept: the split
+    lists them, and MM-IMDB's F1 counts their false positives)."""
     root = Path(root)
     splits = load_json(root / "split.json")
     name = "dev" if split == "val" else split
@@ -275,8 +276,8 @@ def read_mmimdb(root: Path, split: str, accepted: Counter | None = None) -> list
         if not all(isinstance(g, str) for g in genres):
             raise ValueError(f"{path}: field 'genres' should be a list of strings, got {genres!r}")
         labels = tuple(g for g in genres if g in MMIMDB_GENRES)
-        if not labels:
-            raise ValueError(f"{path}: none of the genres {genres} is among the 23 labels")
+        if not labels and accepted is not None:
+            accepted["MM-IMDB movies with none of the 23 genres (kept, with no labels)"] += 1
         for g in genres:
             if g not in MMIMDB_GENRES and accepted is not None:
                 accepted[f"MM-IMDB genre {g!r} outside the 23 labels (dropped from the labels)"] += 1

@@ -207,9 +207,12 @@ def install_tokenizer(source: Path, out: Path) -> Path:
     tmp, final = Path(out) / ".tokenizer.tmp", Path(out) / "tokenizer"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for f in found:
-        shutil.copy2(f, tmp / f.name)
-    swap_in_dir(tmp, final)
+    try:
+        for f in found:
+            shutil.copy2(f, tmp / f.name)
+        swap_in_dir(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

@@ -25,6 +25,7 @@ TSV_FIELDS = ("image_id", "image_w", "image_h", "num_boxes", "boxes", "features"
 VG_CLASSES = 1600        # Visual Genome objects; detectors add a background class (1601)
 # Detectors clip boxes to the image; a pixel of slack covers the ``w - 1`` vs ``w`` conventions
 BOX_SLACK_PX = 1.0
+PROBABILITY_SLACK = 1e-4     # class scores from a float16 or fused softmax round a little past [0, 1]
 
 
 @dataclass
@@ -91,17 +92,22 @@ def _from_dict(item, name: str, where: str) -> ImageRegions:
     missing = [k for k in ("features", "bbox", "image_width", "image_height") if k not in item]
     if missing:
         raise ValueError(f"{where}: missing field(s) {missing}")
+    missing = [k for k in ("features", "bbox") if item[k] is None]
+    if missing:
+        raise ValueError(f"{where}: field(s) {missing} are None")
     try:
         width, height = int(item["image_width"]), int(item["image_height"])
         arrays = {k: None if item.get(k) is None else np.asarray(item[k], np.float32)
                   for k in ("features", "bbox", "cls_prob")}
+        num = None if item.get("num_boxes") is None else int(item["num_boxes"])
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: image size and arrays must be numbers ({e})") from None
+        raise ValueError(f"{where}: image size, num_boxes and arrays must be numbers ({e})") from None
     if arrays["features"].ndim != 2:
         raise ValueError(f"{where}: features have shape {arrays['features'].shape}, expected (N, D)")
-    num = item.get("num_boxes")
-    if num is not None and int(num) != len(arrays["features"]):
-        raise ValueError(f"{where}: num_boxes is {num} but features have {len(arrays['features'])} rows")
+    # MMF's extraction keeps every row but counts in num_boxes only the confident boxes, so it
+    # may be fewer than the rows (formats.md); more is an error
+    if num is not None and num > len(arrays["features"]):
+        raise ValueError(f"{where}: num_boxes is {num} but features have only {len(arrays['features'])} rows")
     return ImageRegions(name, width, height, arrays["bbox"], arrays["features"], arrays["cls_prob"], where)
 
 
@@ -132,13 +138,17 @@ def read_mmf_lmdb(path: Path, keep=_everything) -> Iterator[ImageRegions]:
                 raise ValueError(f"{path}[b'keys']: expected a list of byte-string keys, got "
                                  f"{type(keys).__name__}")
             for key in keys:
-                if not keep(key.decode()):
-                    continue
                 where = f"{path}[{key!r}]"
+                try:
+                    name = key.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ValueError(f"{where}: the key is not UTF-8 text") from None
+                if not keep(name):
+                    continue
                 value = txn.get(key)
                 if value is None:
                     raise ValueError(f"{where}: listed in b'keys' but not stored")
-                yield _from_dict(_unpickle(value, where), key.decode(), where)
+                yield _from_dict(_unpickle(value, where), name, where)
     finally:
         env.close()
 
@@ -206,7 +216,8 @@ def to_store_rows(img: ImageRegions, max_regions: int, dim: int, num_classes: in
         r = int(np.argmax(bad))
         raise ValueError(f"{img.where}: box of region {r} {img.boxes[r].tolist()} is not an (x1, y1, x2, y2) "
                          f"box inside the {img.width}x{img.height} image")
-    if img.cls_prob is not None and img.cls_prob.size and (img.cls_prob.min() < 0 or img.cls_prob.max() > 1):
+    if img.cls_prob is not None and img.cls_prob.size and (img.cls_prob.min() < -PROBABILITY_SLACK
+                                                            or img.cls_prob.max() > 1 + PROBABILITY_SLACK):
         raise ValueError(f"{img.where}: cls_prob holds values outside [0, 1]: not class probabilities")
     keep = min(n, max_regions)
     out = {"features": np.zeros((max_regions, dim), np.float32),
