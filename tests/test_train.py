@@ -151,6 +151,30 @@ def test_predictions_reproduce_the_run_scores(chain, which):
                 assert (row.tp, row.fp, row.fn) == (len(predicted & true), len(predicted - true), len(true - predicted))
 
 
+def test_vqa_runs_write_the_official_results_file_and_its_official_score(chain, tmp_path):
+    """A VQA-like run's test predictions as the official results JSON; scored by the official
+    evaluator (``vlstudy eval vqa`` on questions and annotations files of the split's records)
+    it gives the run's ``test_official_score``, the mean of the per-question accuracies."""
+    from vlstudy.metrics import evaluate_vqa_files, vqa_accuracy
+    from vlstudy.world import open_world
+    reg, specs, metrics, _ = chain
+    records = open_world("smoke").records("vqa_d", "test")
+    results = json.loads((reg.folder(specs["ft"]) / "results-test.json").read_text())
+    assert [r["question_id"] for r in results] == [r.id for r in records]
+    by_hand = 100 * sum(vqa_accuracy(res["answer"], list(r.answers)) for res, r in zip(results, records)) / len(records)
+    assert metrics["finetune"]["test_official_score"] == pytest.approx(by_hand, abs=1e-9)
+    assert reg.predictions(specs["ft"])["official"].mean() * 100 == pytest.approx(by_hand, abs=1e-9)
+    q = tmp_path / "questions.json"
+    q.write_text(json.dumps({"questions": [{"question_id": r.id, "image_id": r.image_id, "question": r.text}
+                                           for r in records]}))
+    a = tmp_path / "annotations.json"
+    a.write_text(json.dumps({"annotations": [
+        {"question_id": r.id, "image_id": r.image_id, "answer_type": r.answer_type, "question_type": "what",
+         "answers": [{"answer": x, "answer_id": k + 1} for k, x in enumerate(r.answers)]} for r in records]}))
+    official = evaluate_vqa_files(q, a, reg.folder(specs["ft"]) / "results-test.json")
+    assert official["overall"] == pytest.approx(by_hand, abs=0.005)       # the evaluator rounds to 2 places
+
+
 def test_runs_without_predictions_say_which_file(chain):
     reg, specs, _, _ = chain
     with pytest.raises(FileNotFoundError, match="predictions-test.jsonl"):
@@ -368,3 +392,20 @@ def test_blocks_replicate_every_stage_of_pretraining():
         study.finetuning("visual_bert", "vqa_d", "coco", 0, pretraining=other)
     with pytest.raises(ValueError, match="at least 1"):
         Recipe(blocks=0)
+
+
+def test_official_test_metric_reports_the_official_accuracy_and_names_it(smoke_world, monkeypatch):
+    from vlstudy.study import Recipe, Study
+    monkeypatch.setenv("VLSTUDY_OUTPUT_ROOT", str(smoke_world.folder.parent.parent))
+    study = Study(Recipe(world="smoke", test_metric="official"))
+    vqa, snli = study.finetuning("visual_bert", "vqa_d", "none"), study.finetuning("visual_bert", "snli_ve", "none")
+    written = {"val_score": 50.0, "test_score": 51.0, "val_official_score": 48.0, "test_official_score": 49.5}
+    row = study._scores(vqa, written)
+    assert (row["test_score"], row["val_score"], row["test_soft_score"], row["test_metric"]) == \
+        (49.5, 48.0, 51.0, "official accuracy")
+    assert study._scores(snli, {"val_score": 70.0, "test_score": 71.0})["test_metric"] == "task metric"
+    with pytest.raises(ValueError, match="trained before runs wrote official scores"):
+        study._scores(vqa, {"val_score": 50.0, "test_score": 51.0})
+    assert "test_metric" not in Study(Recipe(world="smoke"))._scores(vqa, written)      # soft: as before
+    with pytest.raises(ValueError, match="test_metric must be 'soft' or 'official'"):
+        Recipe(test_metric="leaderboard")

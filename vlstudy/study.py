@@ -92,6 +92,10 @@ class Recipe:
     precision: str = "fp32"
     loader_workers: int = 0
     answer_vocab: int | None = None
+    # The VQA-like tasks' reported score: "soft" (the soft score of the argmax answer, MMF's
+    # vqa_accuracy, also the training-time metric) or "official" (the official evaluator's
+    # accuracy on the run's results file; the paper profile's)
+    test_metric: str = "soft"
 
     @classmethod
     def from_params(cls, params: dict) -> "Recipe":
@@ -110,6 +114,8 @@ class Recipe:
 
     def __post_init__(self):
         check_field_types(self, "recipe")       # YAML reads 5e-5 as a string: say so here, not in a worker
+        if self.test_metric not in ("soft", "official"):
+            raise ValueError(f"recipe: test_metric must be 'soft' or 'official', got {self.test_metric!r}")
         if self.blocks < 1 or self.finetune_seeds < 1 or self.threads_per_job < 1:
             raise ValueError(f"blocks ({self.blocks}), finetune_seeds ({self.finetune_seeds}) and "
                              f"threads_per_job ({self.threads_per_job}) must each be at least 1")
@@ -355,7 +361,7 @@ class Study:
         keys = [(a, p, t, f, b, j) for a, p, t, f in cells for b in range(blocks) for j in replicates]
         specs = [self.finetuning(a, t, p, b, j, f) for a, p, t, f, b, j in keys]
         return pd.DataFrame([{"arch": a, "pretrained_on": p, "task": t, **_replicate(spec, b, j), "frozen": f,
-                              **_scores(m)}
+                              **self._scores(spec, m)}
                              for (a, p, t, f, b, j), spec, m in zip(keys, specs, self.run_many(specs))])
 
     def after_pretraining(self, pretrainings: list[tuple[str, RunSpec]], task: str,
@@ -374,7 +380,7 @@ class Study:
                          "fraction": pre.train_fraction, "pretrain_steps": pre.steps, "task": task,
                          **_replicate(spec, pre.seed, j), "frozen": frozen, "pretraining_run": pre.id,
                          **{k: v for k, v in losses[pre.id].items() if k in ("mlm_loss", "region_loss")},
-                         **_scores(m)})
+                         **self._scores(spec, m)})
         return pd.DataFrame(rows)
 
     def drift(self, archs, pretrained_on, task: str) -> pd.DataFrame:
@@ -394,8 +400,31 @@ class Study:
         score), or None where its metric is not a mean over examples (MM-IMDB's micro-F1)."""
         if run not in self._examples:
             frame = self.registry.predictions(run, "test")
-            self._examples[run] = frame["score"].to_numpy(float) * 100 if "score" in frame else None
+            column = "official" if self.recipe.test_metric == "official" and "official" in frame else "score"
+            self._examples[run] = frame[column].to_numpy(float) * 100 if column in frame else None
         return self._examples[run]
+
+    def _scores(self, spec: RunSpec, metrics: dict) -> dict:
+        """A finished finetuning run's validation and test metrics (what a results row keeps).
+        With ``test_metric: official`` a VQA-like task's ``val_score`` / ``test_score`` are the
+        official evaluator's accuracy on its results file; the soft scores stay beside them
+        (``*_soft_score``), and a ``test_metric`` column names which a row reports."""
+        out = _scores(metrics)
+        if self.recipe.test_metric == "soft":
+            return out
+        if spec.dataset not in self._vqa_like():
+            return {**out, "test_metric": "task metric"}
+        if "test_official_score" not in metrics:
+            raise ValueError(f"run {spec.id} was trained before runs wrote official scores: delete "
+                             f"{self.registry.folder(spec)} to train it again")
+        return {**out, "val_soft_score": metrics["val_score"], "test_soft_score": metrics["test_score"],
+                "val_score": metrics["val_official_score"], "test_score": metrics["test_official_score"],
+                "test_metric": "official accuracy"}
+
+    def _vqa_like(self) -> set[str]:
+        from .inputs import _root
+        root = _root(self.recipe.world, self.recipe.world_seed)
+        return {d for d in root.datasets if root.info(d).task in ("vqa", "vizwiz")}
 
 
 def _replicate(spec: RunSpec, block: int, replicate: int) -> dict:
@@ -405,7 +434,7 @@ def _replicate(spec: RunSpec, block: int, replicate: int) -> dict:
 
 
 def _scores(metrics: dict) -> dict:
-    """A finished finetuning run's validation and test metrics (what a results row keeps)."""
+    """A finished finetuning run's validation and test metrics, as the run wrote them."""
     return {k: v for k, v in metrics.items() if k.startswith(("val_", "test_"))}
 
 

@@ -310,6 +310,31 @@ def prediction_rows(task: str, logits: np.ndarray, targets: np.ndarray, ids: lis
     return rows
 
 
+def add_official_accuracy(task: str, rows: list[dict], answers: list) -> np.ndarray:
+    """Each row's ``official``: its answer's accuracy as the official evaluator scores it
+    (``vqaEval.py`` for VQA 2.0, the VizWiz API's variant), against the annotators' answers.
+    The soft ``score`` is the training-time figure; this one is what the leaderboards report."""
+    from .metrics import vizwiz_accuracy, vqa_accuracy
+    accuracy = vizwiz_accuracy if task == "vizwiz" else vqa_accuracy
+    for row, given in zip(rows, answers, strict=True):
+        row["official"] = float(accuracy(row["prediction"], list(given)))
+    return np.asarray([row["official"] for row in rows])
+
+
+def official_results(task: str, rows: list[dict]) -> list[dict]:
+    """The predictions as the official results file: VQA 2.0 ``{"question_id", "answer"}``
+    (ids that are numbers as numbers), VizWiz ``{"image": "<name>.jpg", "answer"}``."""
+    if task == "vizwiz":
+        return [{"image": f"{r['id']}.jpg", "answer": r["prediction"]} for r in rows]
+    return [{"question_id": int(r["id"]) if str(r["id"]).isdigit() else r["id"], "answer": r["prediction"]}
+            for r in rows]
+
+
+def results_path(folder: Path, split: str) -> Path:
+    """A VQA-like run's official results file of ``split`` (``results-test.json``)."""
+    return Path(folder) / f"results-{split}.json"
+
+
 def predictions_path(folder: Path, split: str) -> Path:
     if split not in PREDICTION_SPLITS:
         raise ValueError(f"runs keep predictions of the splits {PREDICTION_SPLITS}, not {split!r}")
@@ -384,6 +409,8 @@ def _train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | N
     # base outputs (same order): the record ids and targets of each scored split.
     examples = {s: ([r.id for r in _base_dataset(data[s]).records], _base_dataset(data[s]).targets)
                 for s in PREDICTION_SPLITS} if finetuning else {}
+    answers = {s: [r.answers for r in _base_dataset(data[s]).records]
+               for s in PREDICTION_SPLITS} if finetuning and task in ("vqa", "vizwiz") else {}
     trained = model
     if spec.frozen_base and _deterministic(model.base.cfg):
         data, collators = cache_base_outputs(model, data, collators)
@@ -413,10 +440,15 @@ def _train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | N
                                    f"order of the split's records ({spec.dataset}/{split}.jsonl)")
             metrics.update({f"{split}_{k}": v for k, v in task_score(task, out.predictions, targets).items()})
             predictions[split] = prediction_rows(task, out.predictions, targets, ids, names)
+            if split in answers:                        # the official evaluator's accuracy, per question
+                official = add_official_accuracy(task, predictions[split], answers[split])
+                metrics[f"{split}_official_score"] = 100 * float(np.mean(official))
         if trainer.is_world_process_zero():            # before metrics.json marks the run finished
             from .paths import atomic_write_text
             for split, rows in predictions.items():
                 atomic_write_text(predictions_path(folder, split), "".join(json.dumps(r) + "\n" for r in rows))
+                if split in answers:
+                    atomic_write_text(results_path(folder, split), json.dumps(official_results(task, rows)))
     if trainer.is_world_process_zero():
         _save_weights(model, folder / "model.safetensors")
         if spec.stage == "bert":
