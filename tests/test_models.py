@@ -385,3 +385,20 @@ def test_a_bf16_step_matches_fp32_and_stays_finite(arch, masked_regions):
     total = torch.cat([g.flatten() for g in full_grads.values()])
     reduced = torch.cat([p.grad.flatten() for n, p in model.named_parameters() if n in full_grads])
     assert torch.linalg.norm(reduced - total) <= BF16_GRAD_TOLERANCE * torch.linalg.norm(total)
+
+
+def test_device_check_runs_in_its_reduced_form_on_the_cpu(monkeypatch):
+    """`vlstudy bench device` on a CPU: every kind of step and a 2-process DDP (gloo) step give
+    figures (at the tiny config here; the command uses the small one). Nothing is timed."""
+    from vlstudy import bench_device as bd
+    monkeypatch.setattr(bd, "_shape", lambda reduced: {"config": "tiny", "batch": 2, "text_len": 6, "regions": 3,
+                                                        "feature_dim": None, "answers": 5, "precision": "fp32",
+                                                        "steps": 1})
+    lines = []
+    rows = bd.bench_device(log=lines.append)
+    assert "REDUCED FORM" in lines[0]
+    assert [(r["model"], r["step"]) for r in rows] == [
+        (a, s) for a in ("visual_bert", "vilbert")
+        for s in ("pretraining", "finetuning", "frozen base (head on cached outputs)")] + \
+        [("visual_bert", "pretraining, 2-process DDP")]
+    assert all(r["samples_per_s"] > 0 for r in rows) and not any("gpu_hours_per_paper_run" in r for r in rows)

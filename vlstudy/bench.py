@@ -36,6 +36,39 @@ def bench_loader(preset: str = "small", dataset: str = "coco", batch_size: int =
     return res
 
 
+def bench_loader_real_shape(images: int = 256, batch_size: int = 64, batches: int = 40,
+                            workers: tuple[int, ...] = (0, 2)) -> list[dict]:
+    """Samples/s of the finetuning loader on a store of the real shape (100 regions x 2048
+    features + 1601 classes per image, memory-mapped; ``images`` of them, VQA questions on
+    each), with each number of loader workers: what a GPU step must not wait for."""
+    import tempfile
+    from pathlib import Path
+
+    from .data.root import DataRoot
+    with tempfile.TemporaryDirectory(prefix="vlstudy-bench-loader-") as work:
+        _bench_prepare(Path(work), images, 100, 2048, 5, "npy")
+        root = DataRoot(Path(work) / "root", tokenizer_dir=open_world("smoke").tokenizer_dir)
+        ds = root.split("vqa", "train", max_text_len=128)
+        coll = VLCollator(ds, root.tokenizer.mask_token_id, len(root.tokenizer), 0.0, 0.0)
+        rows = []
+        for w in workers:
+            loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, collate_fn=coll,
+                                                 num_workers=w, drop_last=True, persistent_workers=w > 0,
+                                                 pin_memory=torch.cuda.is_available())
+            n, t = 0, time.perf_counter()
+            while n < batches:
+                for _ in loader:
+                    n += 1
+                    if n >= batches:
+                        break
+            secs = time.perf_counter() - t
+            rows.append({"workers": w, "batch_size": batch_size, "samples_per_second": round(n * batch_size / secs)})
+            print(f"loader, real shape ({images} images x 100 regions x 2048 features + 1601 classes, memory-mapped; "
+                  f"{len(ds)} questions): {rows[-1]['samples_per_second']} samples/s with {w} workers "
+                  f"(batches of {batch_size})")
+        return rows
+
+
 def matmul_flops_per_second(n: int = 1024, seconds: float = 1.0) -> float:
     """The machine's measured fp32 matmul rate (a large square matmul, all torch threads)."""
     a, b = torch.randn(n, n), torch.randn(n, n)

@@ -136,8 +136,18 @@ def _bench_models(args) -> int:
 
 
 def _bench_loader(args) -> int:
-    from .bench import bench_loader
-    bench_loader(args.preset, args.dataset, args.batch_size, args.batches, args.workers)
+    from .bench import bench_loader, bench_loader_real_shape
+    if args.real_shape:
+        bench_loader_real_shape(args.real_shape, args.batch_size, args.batches, tuple(args.workers))
+        return 0
+    for workers in args.workers:
+        bench_loader(args.preset, args.dataset, args.batch_size, args.batches, workers)
+    return 0
+
+
+def _bench_device(args) -> int:
+    from .bench_device import bench_device
+    bench_device(reduced=True if args.reduced else None)
     return 0
 
 
@@ -227,13 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--dataset", default="coco")
     bl.add_argument("--batch-size", type=int, default=64)
     bl.add_argument("--batches", type=int, default=200)
-    bl.add_argument("--workers", type=int, default=0)
+    bl.add_argument("--workers", type=int, nargs="+", default=[0])
+    bl.add_argument("--real-shape", type=int, metavar="IMAGES", default=None,
+                    help="instead of a world preset: a store of IMAGES images of the real shape "
+                         "(100 x 2048 features + 1601 classes, memory-mapped)")
     bl.set_defaults(fn=_bench_loader)
     bm = bsub.add_parser("models", help="pretraining step time of both models and of HF's VisualBERT")
     bm.add_argument("--config", default="small")
     bm.add_argument("--batch-size", type=int, default=64)
     bm.add_argument("--steps", type=int, default=20)
     bm.set_defaults(fn=lambda a: _bench_models(a))
+    bd = bsub.add_parser("device", help="the paper's models on this machine's accelerator: samples/s, TFLOP/s, "
+                                        "MFU, memory (a reduced form on a CPU)")
+    bd.add_argument("--reduced", action="store_true", help="the reduced form even on a GPU")
+    bd.set_defaults(fn=_bench_device)
     bp = bsub.add_parser("prepare", help="vlstudy prepare throughput on generated VQA files and features")
     bp.add_argument("--images", type=int, default=500)
     bp.add_argument("--regions", type=int, default=100)
