@@ -548,11 +548,13 @@ def sensitivity(results: pd.DataFrame, sets, examples=None) -> pd.DataFrame:
 
 # --- for reading ----------------------------------------------------------------------------
 def readable(df: pd.DataFrame) -> pd.DataFrame:
-    """A table for reading: floats to two decimals, a dash for a missing value, ∞ for inf."""
+    """A table for reading: floats to two decimals (p-values to two significant digits: a
+    p of 0.0027 is not 0.00), a dash for a missing value, ∞ for inf."""
     out = df.copy()
     for col in out.columns:
         if pd.api.types.is_float_dtype(out[col]):
-            out[col] = [("—" if v != v else "∞" if v == math.inf else f"{v:.2f}") for v in out[col]]
+            form = "{:.2g}" if col == "p" else "{:.2f}"
+            out[col] = [("—" if v != v else "∞" if v == math.inf else form.format(v)) for v in out[col]]
     return out.fillna("—")
 
 
