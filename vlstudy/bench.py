@@ -9,6 +9,17 @@ from .data.batching import VLCollator
 from .world import open_world
 
 
+def _draw(loader, batches: int) -> tuple[int, float]:
+    """Draw ``batches`` batches (epochs over as needed): how many, and the seconds taken."""
+    n, t = 0, time.perf_counter()
+    while n < batches:
+        for _ in loader:
+            n += 1
+            if n >= batches:
+                break
+    return n, time.perf_counter() - t
+
+
 def bench_loader(preset: str = "small", dataset: str = "coco", batch_size: int = 64,
                  batches: int = 200, workers: int = 0) -> dict:
     """Samples/s of a shuffled DataLoader with token and region masking over one split."""
@@ -20,13 +31,7 @@ def bench_loader(preset: str = "small", dataset: str = "coco", batch_size: int =
     coll = VLCollator(ds, tok.mask_token_id, len(tok), 0.15, 0.15)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, collate_fn=coll,
                                          num_workers=workers, drop_last=True)
-    n, t = 0, time.perf_counter()
-    while n < batches:
-        for batch in loader:
-            n += 1
-            if n >= batches:
-                break
-    secs = time.perf_counter() - t
+    n, secs = _draw(loader, batches)
     res = {"dataset": dataset, "examples": len(ds), "open_seconds": round(open_s, 2),
            "batches": n, "batch_size": batch_size,
            "samples_per_second": round(n * batch_size / secs), "workers": workers}
@@ -55,13 +60,7 @@ def bench_loader_real_shape(images: int = 256, batch_size: int = 64, batches: in
             loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, collate_fn=coll,
                                                  num_workers=w, drop_last=True, persistent_workers=w > 0,
                                                  pin_memory=torch.cuda.is_available())
-            n, t = 0, time.perf_counter()
-            while n < batches:
-                for _ in loader:
-                    n += 1
-                    if n >= batches:
-                        break
-            secs = time.perf_counter() - t
+            n, secs = _draw(loader, batches)
             rows.append({"workers": w, "batch_size": batch_size, "samples_per_second": round(n * batch_size / secs)})
             print(f"loader, real shape ({images} images x 100 regions x 2048 features + 1601 classes, memory-mapped; "
                   f"{len(ds)} questions): {rows[-1]['samples_per_second']} samples/s with {w} workers "
