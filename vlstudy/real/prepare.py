@@ -268,12 +268,12 @@ def _write_store(folder: Path, sources: list, wanted: dict, key_of, max_regions:
 
         def wanted_name(name: str) -> bool:          # undecodable names go on, to fail below
             try:
-                wanted = key_of(name) in todo
+                key = key_of(name)
             except ValueError:
                 return True
-            if not wanted and len(unwanted) < 3 and key_of(name) not in kept_set:
+            if key not in todo and len(unwanted) < 3 and key not in kept_set:
                 unwanted.append(name)
-            return wanted
+            return key in todo
         for source in sources:
             for img in read_regions(Path(source), wanted_name):
                 try:
