@@ -106,12 +106,16 @@ def _models(args) -> int:
 
 
 def _train(args) -> int:
+    from .locks import RunBusy
     from .registry import Registry
     try:
-        metrics = Registry(args.root).run_file(args.spec, progress=not args.quiet)
+        metrics = Registry(args.root).run_file(args.spec, progress=not args.quiet, wait=not args.no_wait)
     except ValueError as e:
         print(f"vlstudy train: {e}", file=sys.stderr)
         return 2
+    except RunBusy as e:
+        print(f"vlstudy train: {e}", file=sys.stderr)
+        return 3
     print(json.dumps(metrics, indent=1))
     return 0
 
@@ -120,10 +124,15 @@ def _runs(args) -> int:
     import pandas as pd
 
     from .registry import Registry
-    table = Registry().table()
+    registry = Registry(args.root)
+    table = registry.table()
+    if args.status and not table.empty:
+        table = table[table["status"].isin(args.status)]
     if table.empty:
-        print(f"no runs under {Registry().root}")
+        what = f"{'/'.join(args.status)} " if args.status else ""
+        print(f"no {what}runs under {registry.root}")
         return 0
+    print(", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items()))
     with pd.option_context("display.width", 200, "display.max_rows", None, "display.max_colwidth", 48):
         print(table.to_string(index=False))
     return 0
@@ -168,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only this notebook (by name, e.g. world_tour); repeatable")
     s.add_argument("--reference", metavar="DIR",
                    help="also write the executed notebooks as nbval references into DIR")
+    s.add_argument("--executor", choices=["local", "slurm", "submitit_local"],
+                   help="where runs train (default: the profile's, else local): this machine's workers, "
+                        "one SLURM job per run, or those jobs on this machine")
+    s.add_argument("--partition", help="SLURM partition of the jobs")
+    s.add_argument("--account", help="SLURM account the jobs are charged to")
+    s.add_argument("--gpus-per-run", type=int, help="GPUs of one run's job (one node, one task per GPU)")
+    s.add_argument("--time-limit", type=int, metavar="MINUTES",
+                   help="a job's time limit; past it the job is requeued and resumes the run")
     s.set_defaults(fn=_study)
 
     rp = sub.add_parser("report", help="(re)write outputs/<profile>/report.{md,html} from what the notebooks wrote")
@@ -221,9 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--spec", required=True, help="RunSpec fields as JSON, or a file holding them")
     t.add_argument("--root", default=None, help="registry folder (default outputs/runs)")
     t.add_argument("--quiet", action="store_true", help="no per-step log lines")
+    t.add_argument("--no-wait", action="store_true",
+                   help="if another process is training this run, say who and exit (3) instead of waiting")
     t.set_defaults(fn=_train)
 
-    r = sub.add_parser("runs", help="list the runs in the registry with status and headline metric")
+    r = sub.add_parser("runs", help="the runs in the registry: training, waiting, failed or finished, "
+                                    "headline metric, and where each one's log is")
+    r.add_argument("--root", default=None, help="registry folder (default outputs/runs)")
+    r.add_argument("--status", action="append", choices=["finished", "training", "waiting", "failed",
+                                                         "unfinished"], help="only runs of this status; repeatable")
     r.set_defaults(fn=_runs)
 
     m = sub.add_parser("models", help="parameter counts of both models for a config")

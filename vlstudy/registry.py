@@ -7,31 +7,54 @@ run's per-example predictions (``predictions-val.jsonl``, ``predictions-test.jso
 ``metrics.json``, written atomically and last, so a run is finished exactly when its
 metrics exist. Asking again for a finished spec trains nothing; an unfinished one
 resumes from its last checkpoint.
+
+One process trains a run at a time: it holds the run's lock (``locks``) while it trains, and
+another process asking for the run waits for it and reads its metrics. A run that raised
+leaves ``failure.json`` (the error and its traceback) until it is asked for again; a cluster
+job's ``job.json`` (``jobs``) says where its log is.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+import traceback
 from pathlib import Path
 
 import pandas as pd
 
+from . import locks
 from .captioner import generated_folder
 from .paths import atomic_write_text, outputs_root
-from .train import PREDICTION_SPLITS, RunSpec, predictions_path, train_run
+from .train import PREDICTION_SPLITS, RunSpec, last_checkpoint, predictions_path, train_run
+
+
+FAILURE_FILE, JOB_FILE = "failure.json", "job.json"
+# What a run's folder says about it (``status``): finished, being trained now, submitted as a
+# cluster job that has not started, failed (with its error), started and stopped (killed, timed
+# out, interrupted: asking again resumes it), or never asked for.
+STATUSES = ("finished", "training", "waiting", "failed", "unfinished", "new")
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 class Registry:
-    def __init__(self, root: Path | None = None):
+    def __init__(self, root: Path | None = None, log=_stderr):
         self.root = Path(root) if root else outputs_root() / "runs"
+        self.log = log
 
     def folder(self, spec_or_id: RunSpec | str) -> Path:
         return self.root / (spec_or_id if isinstance(spec_or_id, str) else spec_or_id.id)
 
-    def metrics(self, spec: RunSpec) -> dict | None:
-        path = self.folder(spec) / "metrics.json"
-        return json.loads(path.read_text()) if path.exists() else None
+    def metrics(self, spec_or_id: RunSpec | str) -> dict | None:
+        return _read_json(self.folder(spec_or_id) / "metrics.json")
 
     def predictions(self, spec_or_id: RunSpec | str, split: str = "test") -> pd.DataFrame:
         """A finetuning run's per-example predictions on ``split`` ("val" or "test"): one row
@@ -47,34 +70,78 @@ class Registry:
                                     "(finetuning runs write them when they finish)")
         return pd.DataFrame([row for _, row in iter_jsonl(path, f"{split} predictions of run {run}")])
 
-    def status(self, spec: RunSpec) -> str:
-        if self.metrics(spec) is not None:
+    def status(self, spec_or_id: RunSpec | str) -> str:
+        """One of ``STATUSES``, from the run's folder and its lock."""
+        folder = self.folder(spec_or_id)
+        if (folder / "metrics.json").exists():
             return "finished"
-        return "unfinished" if (self.folder(spec) / "spec.json").exists() else "new"
+        if locks.is_held(folder):
+            return "training"
+        if (folder / FAILURE_FILE).exists():
+            return "failed"
+        job, note = _read_json(folder / JOB_FILE), locks.holder(folder)
+        if job and (note is None or note["since"] < job["submitted"]):
+            return "waiting"
+        return "unfinished" if (folder / "spec.json").exists() else "new"
 
-    def run(self, spec: RunSpec, progress: bool = False) -> dict:
-        """The metrics of ``spec``, training it (or resuming it) only if it has not finished."""
+    def run(self, spec: RunSpec, progress: bool = False, wait: bool = True) -> dict:
+        """The metrics of ``spec``, training it (or resuming it) only if it has not finished.
+        Another process training it: wait for it and read its metrics, or with ``wait=False``
+        raise ``locks.RunBusy`` naming the holder. A parent being trained is waited for too."""
         done = self.metrics(spec)
         if done is not None:
             return done
         for needed in spec.needs:
+            if wait:
+                locks.wait_until_released(self.folder(needed), self.log)
             if not (self.folder(needed) / "metrics.json").exists():
                 raise ValueError(f"run {spec.id} needs run {needed}, which has not finished")
         folder = self.folder(spec)
         folder.mkdir(parents=True, exist_ok=True)
-        main = int(os.environ.get("RANK", "0")) == 0         # under torchrun only rank 0 writes
-        if main:
+        if int(os.environ.get("RANK", "0")) != 0:   # under torchrun: rank 0 locks and writes for the group
+            locks.wait_for_group_holder(folder, lambda: self.metrics(spec) is not None)
+            return self.metrics(spec) or self._train(spec, folder, progress)
+        with locks.hold(folder, wait, self.log):
+            done = self.metrics(spec)                # trained by the holder we waited for
+            if done is not None:
+                return done
+            locks.sign(folder)
+            (folder / FAILURE_FILE).unlink(missing_ok=True)
             atomic_write_text(folder / "spec.json", json.dumps(spec.__dict__, indent=1))
+            try:
+                metrics = self._train(spec, folder, progress)
+            except Exception as e:
+                atomic_write_text(folder / FAILURE_FILE, json.dumps(
+                    {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-8000:],
+                     "when": time.time(), **(locks.holder(folder) or {})}, indent=1))
+                raise
+            atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=1))
+        return metrics
+
+    def _train(self, spec: RunSpec, folder: Path, progress: bool) -> dict:
+        last = last_checkpoint(folder / "trainer")
+        if last is not None and int(os.environ.get("RANK", "0")) == 0:
+            self.log(f"run {spec.id}: resuming from {last.name}")
         started = time.time()
         metrics = train_run(spec, folder, spec.data(),
                             self.folder(spec.parent) if spec.parent else None, progress,
                             generated_folder(self.folder(spec.text_from)) if spec.text_from else None)
         metrics["wall_seconds"] = round(time.time() - started, 1)
-        if main:
-            atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=1))
         return metrics
 
-    def run_file(self, path_or_json: str, progress: bool = True) -> dict:
+    def failure(self, spec_or_id: RunSpec | str) -> dict | None:
+        """What a failed run left: its error, traceback, and who ran it."""
+        return _read_json(self.folder(spec_or_id) / FAILURE_FILE)
+
+    def log_path(self, spec_or_id: RunSpec | str) -> Path | None:
+        """Where the run's log is: its cluster job's stderr, else its TensorBoard folder."""
+        folder = self.folder(spec_or_id)
+        job = _read_json(folder / JOB_FILE)
+        if job:
+            return Path(job["stderr"])
+        return folder / "trainer" if (folder / "trainer").exists() else None
+
+    def run_file(self, path_or_json: str, progress: bool = True, wait: bool = True) -> dict:
         """Run a spec given as a JSON file or string (``vlstudy train``, e.g. under torchrun)."""
         text = path_or_json if path_or_json.lstrip().startswith("{") else Path(path_or_json).read_text()
         try:
@@ -85,19 +152,22 @@ class Registry:
             spec = RunSpec(**fields)
         except TypeError as e:
             raise ValueError(f"bad run spec: {e}") from None
-        return self.run(spec, progress)
+        return self.run(spec, progress, wait)
 
     def table(self) -> pd.DataFrame:
-        """Every run with its status and headline metric (for ``vlstudy runs``)."""
+        """Every run with its status, headline metric and log (for ``vlstudy runs``); a training
+        run's holder, a failed run's error."""
         rows = []
         for spec_path in sorted(self.root.glob("*/spec.json")):
-            spec = json.loads(spec_path.read_text())
-            m_path = spec_path.parent / "metrics.json"
-            m = json.loads(m_path.read_text()) if m_path.exists() else {}
-            headline = m.get("test_score", m.get("mlm_loss", m.get("cider")))
-            rows.append({"run": spec_path.parent.name, "stage": spec["stage"], "arch": spec["arch"],
+            spec, run = json.loads(spec_path.read_text()), spec_path.parent.name
+            m = self.metrics(run) or {}
+            status = self.status(run)
+            note = (locks.describe(locks.holder(spec_path.parent)) if status == "training" else
+                    self.failure(run)["error"] if status == "failed" else "")
+            rows.append({"run": run, "stage": spec["stage"], "arch": spec["arch"],
                          "dataset": spec["dataset"], "init": spec["init"], "frozen": spec["frozen_base"],
-                         "seed": spec["seed"], "status": "finished" if m else "unfinished",
-                         "headline": headline, "seconds": m.get("wall_seconds")})
+                         "seed": spec["seed"], "status": status,
+                         "headline": m.get("test_score", m.get("mlm_loss", m.get("cider"))),
+                         "seconds": m.get("wall_seconds"), "log": self.log_path(run), "note": note})
         return pd.DataFrame(rows)
 

@@ -56,14 +56,18 @@ def _expand_env(value, where: str):
     return value
 
 
-def notebook_parameters(profile: str, name: str, path: Path) -> dict:
-    """The parameters ``name`` gets under ``profile``, checked against its parameters cell."""
+def notebook_parameters(profile: str, name: str, path: Path, recipe: dict | None = None) -> dict:
+    """The parameters ``name`` gets under ``profile``, checked against its parameters cell;
+    ``recipe``: Recipe settings from the command line (the executor), over the profile's, for
+    the notebooks that train runs (those that declare ``recipe``)."""
     import papermill as pm
 
     data = load_profile(profile)
     params = {"profile": profile, **(data.get("common") or {}),
               **((data.get("notebooks") or {}).get(name) or {})}
     declared = pm.inspect_notebook(str(path))
+    if recipe and "recipe" in declared:
+        params["recipe"] = {**(params.get("recipe") or {}), **recipe}
     unknown = sorted(set(params) - set(declared))
     if unknown:
         raise ValueError(f"profile {profile!r} gives notebook {name!r} parameter(s) {unknown} that "
@@ -72,9 +76,11 @@ def notebook_parameters(profile: str, name: str, path: Path) -> dict:
     return params
 
 
-def plan_study(profile: str, only: list[str] | None = None, out_root: Path | None = None) -> dict:
-    """Every notebook's parameters under ``profile``, checked (names, types, what they point
-    to) before any notebook runs: a bad profile fails here, with nothing started."""
+def plan_study(profile: str, only: list[str] | None = None, out_root: Path | None = None,
+               recipe: dict | None = None) -> dict:
+    """Every notebook's parameters under ``profile`` (and the command line's ``recipe``
+    settings), checked (names, types, what they point to) before any notebook runs: a bad
+    profile fails here, with nothing started."""
     from .study import Recipe
     nbs = notebook_paths()
     profile_nbs = set((load_profile(profile).get("notebooks") or {}))
@@ -87,7 +93,7 @@ def plan_study(profile: str, only: list[str] | None = None, out_root: Path | Non
         if missing:
             raise ValueError(f"no notebook(s) {missing}; notebooks: {sorted(nbs)}")
         nbs = {k: v for k, v in nbs.items() if k in only}
-    plan = {name: notebook_parameters(profile, name, path) for name, path in nbs.items()}
+    plan = {name: notebook_parameters(profile, name, path, recipe) for name, path in nbs.items()}
     with _output_root(out_root):          # a world preset the check opens is built where the kernels look
         for name, params in plan.items():
             where = f"profile {profile!r}, notebook {name!r}"
@@ -187,10 +193,23 @@ def write_reference(executed: Path, dest: Path) -> None:
     nbformat.write(nb, str(dest))
 
 
+def executor_settings(args) -> dict:
+    """The Recipe settings ``vlstudy study``'s executor options give (none: the profile's)."""
+    cluster = {k: v for k, v in (("partition", args.partition), ("account", args.account),
+                                 ("gpus_per_run", args.gpus_per_run), ("time_limit_min", args.time_limit))
+               if v is not None}
+    if args.executor is None:
+        if cluster:
+            raise ValueError(f"{sorted(cluster)} are options of a cluster executor: add --executor slurm")
+        return {}
+    # a cluster job starts its own task per GPU: the profile's launcher (torchrun) is for one machine
+    return {"executor": args.executor, "launcher": "", **({"cluster": cluster} if cluster else {})}
+
+
 def main_study(args) -> int:
     out_root = outputs_root()
     try:
-        plan = plan_study(args.profile, args.only, out_root)
+        plan = plan_study(args.profile, args.only, out_root, executor_settings(args))
     except (ValueError, FileNotFoundError) as e:      # the profile's inputs: nothing has run
         print(f"vlstudy study: {e}", file=sys.stderr)
         return 2

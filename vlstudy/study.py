@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .inputs import check_field_types, check_spec_inputs
+from .jobs import ClusterOptions, check_executor, run_as_jobs
 from .registry import Registry
 from .runner import RUN_LOG_PREFIX
 from .train import STAGES, RunSpec
@@ -87,6 +88,11 @@ class Recipe:
     # A command each run is launched under, one after the other, e.g. "torchrun
     # --nproc_per_node gpu" (the paper profile); empty: runs train in this machine's workers
     launcher: str = ""
+    # Where runs train: "local" (this machine: ``jobs`` workers, or the launcher), "slurm" (one
+    # SLURM job per run through submitit, ``cluster`` its resources: partition, account,
+    # gpus_per_run, time_limit_min, ...) or "submitit_local" (the same jobs on this machine)
+    executor: str = "local"
+    cluster: dict | None = None
     # Paper scale (RunSpec): mixed precision (bf16 on GPUs; the CPU stays fp32), DataLoader
     # workers per run, and the VQA-like tasks' answer vocabulary (None: the field's, 3,129 / 7,370)
     precision: str = "fp32"
@@ -114,6 +120,7 @@ class Recipe:
 
     def __post_init__(self):
         check_field_types(self, "recipe")       # YAML reads 5e-5 as a string: say so here, not in a worker
+        check_executor(self.executor, self.launcher, self.cluster)
         if self.test_metric not in ("soft", "official"):
             raise ValueError(f"recipe: test_metric must be 'soft' or 'official', got {self.test_metric!r}")
         if self.blocks < 1 or self.finetune_seeds < 1 or self.threads_per_job < 1:
@@ -256,14 +263,19 @@ class Study:
         """Metrics of many runs, training them and whatever they start from.
 
         A run starts as soon as its parent has finished (no barrier between the pretraining
-        and finetuning levels), ``jobs`` at a time in worker processes, each its own Trainer;
-        earlier stages go first since later ones wait on them. Each run computes with the
-        threads its spec names, alone or not, so its numbers do not depend on the schedule.
+        and finetuning levels), ``jobs`` at a time in worker processes, each its own Trainer,
+        or as one cluster job each (``executor``, see ``jobs``); earlier stages go first since
+        later ones wait on them. Each run computes with the threads its spec names, alone or
+        not, so its numbers do not depend on the schedule.
         """
         specs = list(dict.fromkeys(specs))
         todo = self._unfinished_with_parents(specs)
         jobs = min(self.recipe.jobs, len(todo))
-        if jobs > 1 and not self.recipe.launcher:
+        if self.recipe.executor != "local" and todo:     # a cluster job per run
+            done = iter(range(1, len(todo) + 1))
+            run_as_jobs(todo, self.registry, self.recipe.executor, ClusterOptions.from_dict(self.recipe.cluster),
+                        lambda s, m: self._log_run(s, m, f"{next(done)}/{len(todo)} "), self.log)
+        elif jobs > 1 and not self.recipe.launcher:
             self._schedule(todo, jobs)
         else:       # one after the other: under the launcher, or in this process
             train = self._launch if self.recipe.launcher else self.registry.run

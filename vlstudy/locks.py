@@ -1,0 +1,121 @@
+"""One trainer per run: an OS lock on each run folder, and a note of who holds it.
+
+The lock is ``filelock``'s ``FileLock`` on ``<run>/lock``: ``flock(2)``, which the kernel
+releases when its holder exits however it exits (SIGKILL included), so a dead trainer never
+keeps a run locked. A filesystem without ``flock`` is an error, not a silent fallback to a
+marker file that a dead holder would leave behind. Beside the lock, ``holder.json`` says who
+took it (host, pid, job, DDP group, since when) for the processes that wait and for
+``vlstudy runs``; it is only a note: whether a run is held is always asked of the lock.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .paths import atomic_write_text
+
+LOCK_FILE, HOLDER_FILE = "lock", "holder.json"
+
+
+class RunBusy(RuntimeError):
+    """The run is being trained by another process, and the caller asked not to wait."""
+
+
+def _lock(folder: Path) -> FileLock:
+    return FileLock(Path(folder) / LOCK_FILE, fallback_to_soft=False)
+
+
+def job_id() -> str | None:
+    """The cluster job this process runs in (SLURM's, or submitit's local executor's)."""
+    return os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID")
+
+
+def group_id() -> str:
+    """What the processes of one DDP group share and no concurrent group does: the address
+    their rendezvous listens on (one port, one group at a time), and the job they run in."""
+    return ":".join(os.environ.get(k, "") for k in ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")) \
+        + f"/{job_id() or ''}"
+
+
+def holder(folder: Path) -> dict | None:
+    """The note the run's last holder wrote (it may have finished or died since)."""
+    path = Path(folder) / HOLDER_FILE
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def describe(note: dict | None) -> str:
+    if not note:
+        return "a process that has not yet said who it is"
+    job = f", job {note['job']}" if note.get("job") else ""
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(note["since"]))
+    return f"pid {note['pid']} on {note['host']}{job}, since {since}"
+
+
+def is_held(folder: Path) -> bool:
+    """Whether a live process holds the run's lock now."""
+    if not (Path(folder) / LOCK_FILE).exists():
+        return False
+    lock = _lock(folder)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def sign(folder: Path) -> None:
+    """Write the holder's note: called by the holder of the lock when it starts to train."""
+    atomic_write_text(Path(folder) / HOLDER_FILE, json.dumps(
+        {"host": socket.gethostname(), "pid": os.getpid(), "job": job_id(), "group": group_id(),
+         "since": time.time()}))
+
+
+@contextlib.contextmanager
+def hold(folder: Path, wait: bool = True, log=print):
+    """Hold the run's lock for the block. Held by another process: wait for it (saying so
+    once) or, with ``wait=False``, raise ``RunBusy`` naming the holder. The holder ``sign``s
+    once it knows it will train (a process that waited may find the run finished)."""
+    lock = _lock(folder)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        who = describe(holder(folder))
+        if not wait:
+            raise RunBusy(f"run {Path(folder).name} is being trained by {who}") from None
+        log(f"run {Path(folder).name} is being trained by {who}: waiting for it")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def wait_until_released(folder: Path, log=print) -> None:
+    """Return once no process holds the run's lock (at once if none does)."""
+    if is_held(folder):
+        log(f"run {Path(folder).name} is being trained by {describe(holder(folder))}: waiting for it")
+        lock = _lock(folder)
+        lock.acquire()
+        lock.release()
+
+
+def wait_for_group_holder(folder: Path, finished, poll_s: float = 0.5) -> None:
+    """For the ranks > 0 of a DDP group, which do not lock: return once rank 0 of this group
+    holds the run (then train beside it) or the run has ``finished()`` (rank 0 found it done,
+    perhaps after waiting for another holder, and will not train)."""
+    mine = group_id()
+    while not finished():
+        note = holder(folder)
+        if note and note.get("group") == mine and is_held(folder):
+            return
+        time.sleep(poll_s)
