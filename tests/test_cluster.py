@@ -200,3 +200,25 @@ def test_the_executor_options_reach_the_notebooks_that_train(monkeypatch):
     with pytest.raises(ValueError, match="add --executor slurm"):
         executor_settings(SimpleNamespace(executor=None, partition="gpu", account=None, gpus_per_run=None,
                                           time_limit=None))
+
+
+def test_a_run_another_process_is_training_is_waited_for_not_submitted(tmp_path):
+    """Asked for runs of which one is held by another process (here: this test, through the
+    lock), the cluster path submits nothing for it and takes its metrics when it ends."""
+    import threading
+
+    spec = RunSpec("pretrain", "visual_bert", "coco", init="random", steps=10, eval_every=5, beta2=0.98, **TINY)
+    registry = Registry(tmp_path, log=lambda m: None)
+    folder = registry.folder(spec)
+    folder.mkdir(parents=True)
+    (folder / "spec.json").write_text(json.dumps(spec.__dict__))
+    finished = []
+    with locks.hold(folder, lambda: False):
+        assert registry.status(spec) == "training"
+        worker = threading.Thread(target=run_as_jobs, args=([spec], registry, "submitit_local",
+                                                            ClusterOptions(poll_s=0.1), lambda s, m: finished.append(m)))
+        worker.start()
+        time.sleep(0.5)
+        (folder / "metrics.json").write_text(json.dumps({"mlm_loss": 1.5, "wall_seconds": 1.0}))
+    worker.join(timeout=30)
+    assert finished == [{"mlm_loss": 1.5, "wall_seconds": 1.0}] and not (folder / "job.json").exists()

@@ -101,57 +101,80 @@ def run_as_jobs(todo: list[RunSpec], registry: Registry, executor: str, options:
     """Train ``todo`` (unfinished runs, parents listed before children) as jobs, and return once
     every one has finished; ``on_finished(spec, metrics)`` as each does. Failed runs (and those
     that need them) are reported together in one ``JobFailed``, each with its log."""
-    cluster = EXECUTORS[executor]
-    follows = cluster in _FOLLOWABLE
-    pending, jobs, held, failed = list(todo), {}, set(), {}
-    for spec in todo:                         # what an earlier notebook run left going
-        status = registry.status(spec)
-        if status == "training":
-            held.add(spec.id)
-            pending.remove(spec)
-        elif status == "waiting" and follows:
-            job = _follow(registry, spec, cluster)
-            if job is not None:
-                jobs[spec.id] = (spec, job)
-                pending.remove(spec)
-    ids = {s.id for s in todo}
-    while pending or jobs or held:
-        for spec in list(pending):
-            waits_on = [n for n in spec.needs if n in ids and registry.status(n) != "finished"]
-            if any(n in failed for n in waits_on):
-                failed[spec.id] = (spec, f"not started: it needs run(s) {[n for n in waits_on if n in failed]}, "
-                                         "which failed", None)
-                pending.remove(spec)
-            elif not waits_on or (follows and all(n in jobs for n in waits_on)):
-                jobs[spec.id] = (spec, _submit(registry, spec, cluster, options,
-                                               [jobs[n][1].job_id for n in waits_on]))
-                pending.remove(spec)
-        time.sleep(min(options.poll_s, 1.0) if cluster == "local" else options.poll_s)
-        for run in list(held):                # trained by another process: wait through its lock
-            if registry.status(run) != "training":
-                held.discard(run)
-                spec = next(s for s in todo if s.id == run)
-                if registry.metrics(spec) is not None:
-                    on_finished(spec, registry.metrics(spec))
-                else:
-                    pending.append(spec)      # its holder stopped without finishing: submit it
-        for run, (spec, job) in list(jobs.items()):
+    board = _Board(todo, registry, EXECUTORS[executor], options, on_finished)
+    try:
+        while board.pending or board.jobs or board.held:
+            board.submit_ready()
+            time.sleep(min(options.poll_s, 1.0) if board.cluster == "local" else options.poll_s)
+            board.collect()
+    except KeyboardInterrupt:
+        if board.jobs and board.follows:
+            log(f"interrupted: {len(board.jobs)} job(s) stay queued or running on {executor}; running "
+                "the notebook again follows them instead of submitting them twice")
+        raise
+    if board.failed:
+        lines = [f"run {run} ({spec.stage} {spec.arch} {spec.dataset} seed {spec.seed}): {why}"
+                 + (f"\n    log: {logfile}" if logfile else "") for run, (spec, why, logfile) in board.failed.items()]
+        raise JobFailed(f"{len(board.failed)} of {len(todo)} runs did not finish as {executor} jobs "
+                        f"(running the notebook again submits only what is unfinished):\n" + "\n".join(lines))
+
+
+class _Board:
+    """The runs of one ``run_as_jobs`` call: pending (not submitted), jobs (submitted or
+    followed), held (trained by another process, waited for through the lock), failed."""
+
+    def __init__(self, todo, registry: Registry, cluster: str, options: ClusterOptions, on_finished):
+        self.todo, self.registry, self.cluster, self.options = todo, registry, cluster, options
+        self.on_finished, self.follows, self.ids = on_finished, cluster in _FOLLOWABLE, {s.id for s in todo}
+        self.pending, self.jobs, self.held, self.failed = [], {}, {}, {}
+        for spec in todo:                     # what another process or an earlier submission has going
+            status = registry.status(spec)
+            job = _follow(registry, spec, cluster) if status == "waiting" and self.follows else None
+            if status == "training":
+                self.held[spec.id] = spec
+            elif job is not None:
+                self.jobs[spec.id] = (spec, job)
+            else:
+                self.pending.append(spec)
+
+    def submit_ready(self) -> None:
+        """Submit the pending runs whose parents have finished or, where the engine has job
+        dependencies, are all submitted (their job ids become the dependency)."""
+        for spec in list(self.pending):
+            waits_on = [n for n in spec.needs if n in self.ids and self.registry.status(n) != "finished"]
+            failed = [n for n in waits_on if n in self.failed]
+            if failed:
+                self.failed[spec.id] = (spec, f"not started: it needs run(s) {failed}, which failed", None)
+            elif not waits_on or (self.follows and all(n in self.jobs for n in waits_on)):
+                self.jobs[spec.id] = (spec, _submit(self.registry, spec, self.cluster, self.options,
+                                                    [self.jobs[n][1].job_id for n in waits_on]))
+            else:
+                continue
+            self.pending.remove(spec)
+
+    def collect(self) -> None:
+        """Take in the runs that have ended since the last look."""
+        for run, spec in list(self.held.items()):
+            if self.registry.status(run) == "training":
+                continue
+            del self.held[run]
+            metrics = self.registry.metrics(spec)
+            if metrics is not None:
+                self.on_finished(spec, metrics)
+            else:
+                self.pending.append(spec)     # its holder stopped without finishing: submit it
+        for run, (spec, job) in list(self.jobs.items()):
             if not job.done():
                 continue
-            del jobs[run]
-            metrics = registry.metrics(spec)
+            del self.jobs[run]
+            metrics = self.registry.metrics(spec)
             if metrics is not None:
-                on_finished(spec, metrics)
-            else:
-                failed[run] = (spec, _why(job, registry, spec), job.paths.stderr)
-                for child_spec, child in jobs.values():     # SLURM drops them too (invalid dep)
-                    if run in child_spec.needs:
-                        child.cancel(check=False)
-    if failed:
-        lines = [f"run {run} ({spec.stage} {spec.arch} {spec.dataset} seed {spec.seed}): {why}"
-                 + (f"\n    log: {logfile}" if logfile else "") for run, (spec, why, logfile) in failed.items()]
-        raise JobFailed(f"{len(failed)} of {len(todo)} runs did not finish as {executor} jobs "
-                        f"(running the notebook again submits only what is unfinished):\n" + "\n".join(lines))
+                self.on_finished(spec, metrics)
+                continue
+            self.failed[run] = (spec, _why(job, self.registry, spec), job.paths.stderr)
+            for child_spec, child in self.jobs.values():      # SLURM drops them too (invalid dep)
+                if run in child_spec.needs:
+                    child.cancel(check=False)
 
 
 def _executor(registry: Registry, spec: RunSpec, cluster: str, options: ClusterOptions | None = None):

@@ -73,29 +73,40 @@ def is_held(folder: Path) -> bool:
     return False
 
 
-def sign(folder: Path) -> None:
-    """Write the holder's note: called by the holder of the lock when it starts to train."""
+def _sign(folder: Path) -> None:
     atomic_write_text(Path(folder) / HOLDER_FILE, json.dumps(
         {"host": socket.gethostname(), "pid": os.getpid(), "job": job_id(), "group": group_id(),
          "since": time.time()}))
 
 
+def _holder_now(folder: Path, settle_s: float = 2.0) -> dict | None:
+    """The holder's note, giving a holder that has just taken the lock a moment to write it."""
+    deadline = time.time() + settle_s
+    while (note := holder(folder)) is None and time.time() < deadline:
+        time.sleep(0.05)
+    return note
+
+
 @contextlib.contextmanager
-def hold(folder: Path, wait: bool = True, log=print):
-    """Hold the run's lock for the block. Held by another process: wait for it (saying so
-    once) or, with ``wait=False``, raise ``RunBusy`` naming the holder. The holder ``sign``s
-    once it knows it will train (a process that waited may find the run finished)."""
+def hold(folder: Path, finished, wait: bool = True, log=print):
+    """Hold the run's lock for the block, which gets whether to train: False when the run is
+    ``finished()`` once the lock is had (the holder waited for trained it). Held by another
+    process: wait for it (saying so once) or, with ``wait=False``, raise ``RunBusy`` naming the
+    holder. A holder that will train signs the note at once."""
     lock = _lock(folder)
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        who = describe(holder(folder))
+        who = describe(_holder_now(folder))
         if not wait:
             raise RunBusy(f"run {Path(folder).name} is being trained by {who}") from None
         log(f"run {Path(folder).name} is being trained by {who}: waiting for it")
         lock.acquire()
     try:
-        yield
+        train = not finished()
+        if train:
+            _sign(folder)
+        yield train
     finally:
         lock.release()
 
@@ -103,7 +114,7 @@ def hold(folder: Path, wait: bool = True, log=print):
 def wait_until_released(folder: Path, log=print) -> None:
     """Return once no process holds the run's lock (at once if none does)."""
     if is_held(folder):
-        log(f"run {Path(folder).name} is being trained by {describe(holder(folder))}: waiting for it")
+        log(f"run {Path(folder).name} is being trained by {describe(_holder_now(folder))}: waiting for it")
         lock = _lock(folder)
         lock.acquire()
         lock.release()

@@ -101,11 +101,9 @@ class Registry:
         if int(os.environ.get("RANK", "0")) != 0:   # under torchrun: rank 0 locks and writes for the group
             locks.wait_for_group_holder(folder, lambda: self.metrics(spec) is not None)
             return self.metrics(spec) or self._train(spec, folder, progress)
-        with locks.hold(folder, wait, self.log):
-            done = self.metrics(spec)                # trained by the holder we waited for
-            if done is not None:
-                return done
-            locks.sign(folder)
+        with locks.hold(folder, lambda: self.metrics(spec) is not None, wait, self.log) as train:
+            if not train:                            # trained by the holder we waited for
+                return self.metrics(spec)
             (folder / FAILURE_FILE).unlink(missing_ok=True)
             atomic_write_text(folder / "spec.json", json.dumps(spec.__dict__, indent=1))
             try:
