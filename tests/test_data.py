@@ -62,6 +62,28 @@ def test_feature_store(tmp_path):
     assert isinstance(st.arrays["features"], np.memmap)
 
 
+def test_a_store_written_over_another_keeps_the_old_one_until_the_new_is_in(tmp_path, monkeypatch):
+    """The new store is swapped in, not written after deleting the old: a swap that fails at
+    the last rename leaves the old store whole, and one that succeeds leaves nothing aside."""
+    from pathlib import Path
+    old = make_store(tmp_path / "s", seed=0)
+    rename = Path.rename
+
+    def failing_rename(self, target):
+        if ".tmp" in self.name:
+            raise OSError("disk full (simulated)")
+        return rename(self, target)
+    monkeypatch.setattr(Path, "rename", failing_rename)
+    with pytest.raises(OSError, match="simulated"):
+        make_store(tmp_path / "s", seed=1)
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]
+    np.testing.assert_allclose(FeatureStore(tmp_path / "s").gather([0])["features"], old["features"][[0]], rtol=1e-6)
+    monkeypatch.setattr(Path, "rename", rename)
+    new = make_store(tmp_path / "s", seed=1)
+    np.testing.assert_allclose(FeatureStore(tmp_path / "s").gather([0])["features"], new["features"][[0]], rtol=1e-6)
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]          # no temporary or old folder left
+
+
 def test_feature_store_bad_shapes(tmp_path):
     n, r = 3, 2
     with pytest.raises(ValueError, match=r"boxes has shape \(3, 2, 4\), expected \(3, 2, 5\)"):

@@ -356,6 +356,16 @@ def test_mmf_checkpoint_with_pickled_objects_needs_trust(tmp_path):
     assert set(read_mmf_checkpoint(tmp_path / "zoo.pth", trust_pickle=True)) == {k[len("model."):] for k in state}
 
 
+def test_a_truncated_mmf_checkpoint_says_so(tmp_path):
+    """Not "holds more than tensors": a download cut short is a different fault."""
+    from vlstudy.models.mmf_checkpoint import read_mmf_checkpoint
+    torch.save({"model": _mmf_state("visual_bert", model_config("tiny"))}, tmp_path / "full.pth")
+    whole = (tmp_path / "full.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(ValueError, match=r"cut\.pth: cannot be read as a torch checkpoint \([\d,]+ bytes; .*is it complete"):
+        read_mmf_checkpoint(tmp_path / "cut.pth")
+
+
 # --- reduced precision (the paper profile trains in bf16 on GPUs) --------------------------
 # Relative tolerances of a bf16 step against fp32 (tiny config; measured: loss 3e-5, gradients
 # 0.4-0.5 %; bf16 keeps 8 bits of mantissa, ~0.4 % per rounding)

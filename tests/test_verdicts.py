@@ -188,3 +188,15 @@ def test_primary_comparisons_are_decided_as_one_family():
     assert sens["passes"].all() and (sens["sets at one block (not judged)"] == "CC-small").all()
     flat = verdicts.sensitivity(_rows(cells, noise=30.0, frozen=False), ["cc_small"])
     assert not flat["passes"].any()
+
+
+def test_beside_paper_sets_the_papers_number_and_refuses_a_row_it_lacks():
+    cells = {("visual_bert", "coco", "vqa_d"): 60.0, ("visual_bert", "none", "vqa_d"): 55.0}
+    table = verdicts.beside_paper(_rows(cells), "table1_finetune").set_index("pretrained on")
+    assert table.loc["COCO", "paper"] == 69.90 and table.loc["none", "paper"] == 68.28   # the CSV's numbers
+    assert table.loc["COCO", "blocks"] == 3
+    beyond = _rows({**cells, ("visual_bert", "ccg", "vqa_d"): 58.0})        # CCG is in Table D.1, not Table 1
+    with pytest.raises(ValueError, match=r"table1_finetune has no row for VisualBERT pretrained on 'CCG'"):
+        verdicts.beside_paper(beyond, "table1_finetune")
+    shown = verdicts.beside_paper(beyond, "table1_finetune", beyond=("ccg",)).set_index("pretrained on")
+    assert np.isnan(shown.loc["CCG", "paper"]) and shown.loc["COCO", "paper"] == 69.90

@@ -1,6 +1,8 @@
 """Where things live. Outputs go to ``outputs/`` at the repo root unless VLSTUDY_OUTPUT_ROOT says."""
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -43,11 +45,37 @@ def publish_dir(new: Path, final: Path) -> None:
 
 def swap_in_dir(new: Path, final: Path) -> None:
     """Replace the folder ``final`` by ``new``: the old one is renamed aside first and deleted
-    last, so there is never a moment without one of them on disk."""
+    last, so there is never a moment without one of them on disk, and a failed swap leaves the
+    old one in place."""
     import shutil
     old = final.with_name(f"{final.name}.old{os.getpid()}")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         final.rename(old)
-    new.rename(final)
+    try:
+        new.rename(final)
+    except BaseException:
+        if old.exists() and not final.exists():
+            old.rename(final)        # the swap failed: the old folder goes back
+        raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def content_digest(path: Path) -> str:
+    """The content hash of a file, or of a folder (every file under it, by relative name): what
+    a run starting from a BERT folder or a checkpoint depends on, so that one replaced in place
+    makes new runs. Each file is read again only when its size or modification time changes
+    (run ids are asked for often; a BERT checkpoint is hundreds of MB)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(f for f in path.rglob("*") if f.is_file())
+        listing = "\n".join(f"{f.relative_to(path).as_posix()} {content_digest(f)}" for f in files)
+        return hashlib.sha256(listing.encode()).hexdigest()[:12]
+    stat = path.stat()
+    return _file_digest(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1024)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:12]

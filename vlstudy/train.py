@@ -30,6 +30,7 @@ from .models import ForClassification, ForPretraining, build_base, model_config
 from .models.heads import BASE_INPUTS, mmf_pooling, task_output
 from .models.init import load_bert
 from .models.text_bert import TextBert, export_bert
+from .paths import content_digest
 
 STAGES = ("bert", "captioner", "captions", "pretrain", "finetune")     # the order runs depend on
 # Bump when training code changes what a spec produces: runs are cached by spec.
@@ -138,7 +139,8 @@ class RunSpec:
 
     @property
     def id(self) -> str:
-        """Content address: the spec, and what its world and model names resolve to today."""
+        """Content address: the spec, and what its world, model and ``start_from`` names
+        resolve to today (a BERT folder replaced in place gives new runs, not stale ones)."""
         from .data.root import data_digest
         fields = dataclasses.asdict(self)
         for name in NOT_IN_ID:
@@ -151,6 +153,8 @@ class RunSpec:
         if self.stage in ("captioner", "captions"):         # how captions are decoded (and scored)
             from .captioner import DECODING
             resolved.append(DECODING)
+        if self.start_from is not None:                     # the BERT folder / checkpoint's content
+            resolved.append(content_digest(self.start_from))
         blob = json.dumps(resolved, sort_keys=True).encode()
         return f"{self.stage}-{self.arch}-{self.dataset}-{hashlib.sha256(blob).hexdigest()[:12]}"
 

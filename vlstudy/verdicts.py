@@ -78,10 +78,14 @@ def summarize(results: pd.DataFrame, metric: str = "test_score") -> pd.DataFrame
     return g.agg(mean="mean", sd="std", n="count").reset_index()
 
 
-def beside_paper(results: pd.DataFrame, paper_name: str, paper_sources: dict | None = None) -> pd.DataFrame:
+def beside_paper(results: pd.DataFrame, paper_name: str, paper_sources: dict | None = None,
+                 beyond: tuple[str, ...] = ()) -> pd.DataFrame:
     """Our mean ± sd over blocks next to the paper's number for every cell both have.
     ``paper_sources``: our source → the paper table's row to set beside it, where the names
-    differ (Table D.1 has one CC row, not Table 1's CC-small: our CC-small stands beside it)."""
+    differ (Table D.1 has one CC row, not Table 1's CC-small: our CC-small stands beside it).
+    A cell with no row in the paper's table is an error naming both sides (a name that does
+    not match would otherwise hide as a blank), unless its source is listed in ``beyond``
+    (pretraining sets the paper did not have): those get no paper number."""
     paper = paper_table(paper_name)
     renamed = {SOURCE_NAMES[k]: v for k, v in (paper_sources or {}).items()}
     rows = []
@@ -89,10 +93,14 @@ def beside_paper(results: pd.DataFrame, paper_name: str, paper_sources: dict | N
         if metric not in results or task not in set(results["task"]):
             continue
         for _, r in summarize(results[results["task"] == task], metric).iterrows():
-            ours = SOURCE_NAMES[r["pretrained_on"]]
-            match = paper[(paper["model"] == MODEL_NAMES[r["arch"]])
-                          & (paper["pretrained_on"] == renamed.get(ours, ours))]
-            rows.append({"model": MODEL_NAMES[r["arch"]], "pretrained on": SOURCE_NAMES[r["pretrained_on"]],
+            ours, model = SOURCE_NAMES[r["pretrained_on"]], MODEL_NAMES[r["arch"]]
+            match = paper[(paper["model"] == model) & (paper["pretrained_on"] == renamed.get(ours, ours))]
+            if match.empty and r["pretrained_on"] not in beyond:
+                rows_there = sorted(set(zip(paper["model"], paper["pretrained_on"])))
+                raise ValueError(f"{paper_name} has no row for {model} pretrained on {renamed.get(ours, ours)!r} "
+                                 f"(our {r['pretrained_on']!r}); its rows: {rows_there}. Map the name with "
+                                 "paper_sources, or list the set in beyond if the paper did not have it")
+            rows.append({"model": model, "pretrained on": ours,
                          "task": TASK_NAMES[task] + (" macro-F1" if metric == "test_macro_f1" else ""),
                          "ours": _mean_sd(r["mean"], r["sd"]), "blocks": int(r["n"]),
                          "paper": float(match[column].iloc[0]) if len(match) else float("nan")})

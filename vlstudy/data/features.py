@@ -9,17 +9,21 @@ the loader never waits on Python loops.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+
+from ..paths import swap_in_dir
 
 ARRAYS = ("features", "boxes", "cls_prob", "num_regions")
 
 
 def write_store(folder: Path, image_ids: list[str], features: np.ndarray, boxes: np.ndarray,
                 cls_prob: np.ndarray, num_regions: np.ndarray) -> None:
-    """Write a store atomically (to a temporary folder, then renamed)."""
+    """Write a store atomically: to a temporary folder, then swapped in for the old one (if
+    any), which stays whole until the new one is in place."""
     folder = Path(folder)
     n, r, _ = features.shape
     expect = {"boxes": (n, r, 5), "cls_prob": (n, r, cls_prob.shape[-1]), "num_regions": (n,)}
@@ -29,17 +33,19 @@ def write_store(folder: Path, image_ids: list[str], features: np.ndarray, boxes:
     if len(image_ids) != n or len(set(image_ids)) != n:
         raise ValueError(f"store {folder}: need {n} unique image ids, got {len(image_ids)} "
                          f"({len(set(image_ids))} unique)")
-    tmp = folder.with_name(folder.name + ".tmp")
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    np.save(tmp / "features.npy", features.astype(np.float32, copy=False))
-    np.save(tmp / "boxes.npy", boxes.astype(np.float32, copy=False))
-    np.save(tmp / "cls_prob.npy", cls_prob.astype(np.float32, copy=False))
-    np.save(tmp / "num_regions.npy", num_regions.astype(np.int64, copy=False))
-    (tmp / "image_ids.json").write_text(json.dumps(list(image_ids)))
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
+    try:
+        np.save(tmp / "features.npy", features.astype(np.float32, copy=False))
+        np.save(tmp / "boxes.npy", boxes.astype(np.float32, copy=False))
+        np.save(tmp / "cls_prob.npy", cls_prob.astype(np.float32, copy=False))
+        np.save(tmp / "num_regions.npy", num_regions.astype(np.int64, copy=False))
+        (tmp / "image_ids.json").write_text(json.dumps(list(image_ids)))
+        swap_in_dir(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)     # nothing half-written stays
+        raise
 
 
 class FeatureStore:

@@ -5,11 +5,11 @@ Both a built synthetic world and prepared real data have this layout (``datasets
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 from functools import cached_property
 from pathlib import Path
 
+from ..paths import content_digest
 from .answers import ANSWER_VOCAB_SIZES, AnswerVocab
 from .batching import VLDataset
 from .features import FeatureStore
@@ -119,16 +119,6 @@ def data_digest(name: str, dataset: str | None = None, world_seed: int | None = 
     if not info.exists():                                   # e.g. the BERT stage's "corpus"
         return hashlib.sha256(str(root.folder.resolve()).encode()).hexdigest()[:12]
     store = root.folder / "stores" / read_info(info.parent).store / "image_ids.json"
-    return _file_digest(info)[:6] + _file_digest(store)[:6]
+    return content_digest(info)[:6] + content_digest(store)[:6]
 
 
-def _file_digest(path: Path) -> str:
-    """A file's content hash, read again only when its size or modification time changes
-    (run ids are asked for often; a real store's image list is tens of MB)."""
-    stat = Path(path).stat()
-    return _content_digest(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=256)
-def _content_digest(path: str, mtime_ns: int, size: int) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]

@@ -28,7 +28,8 @@ HEAD_MAP = {"mlm.transform.dense": "cls.predictions.transform.dense",
             "mlm.transform.LayerNorm": "cls.predictions.transform.LayerNorm"}
 
 
-def _with_params(modules: dict[str, str]) -> dict[str, str]:
+def with_params(modules: dict[str, str]) -> dict[str, str]:
+    """A module-name map as a parameter-name map (each module's weight and bias)."""
     return {f"{ours}.{p}": f"{theirs}.{p}" for ours, theirs in modules.items() for p in ("weight", "bias")}
 
 
@@ -41,9 +42,9 @@ def bert_key_map(model: nn.Module) -> dict[str, str]:
         modules.update({f"layers.{i}.{ours}": f"encoder.layer.{i}.{theirs}" for ours, theirs in LAYER_MAP.items()})
     if hasattr(base, "pooler"):                # ViLBERT's poolers widen to bi_hidden: new
         modules["pooler"] = "pooler.dense"
-    out = {prefix + ours: theirs for ours, theirs in {**EMBEDDING_MAP, **_with_params(modules)}.items()}
+    out = {prefix + ours: theirs for ours, theirs in {**EMBEDDING_MAP, **with_params(modules)}.items()}
     if prefix and hasattr(model, "mlm"):
-        out.update(_with_params(HEAD_MAP))
+        out.update(with_params(HEAD_MAP))
         out["mlm.bias"] = "cls.predictions.bias"
     return out
 

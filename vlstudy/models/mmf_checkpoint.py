@@ -8,12 +8,13 @@ weight of ours that the checkpoint should provide must be there with the right s
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .init import LAYER_MAP, LoadReport
+from .init import LAYER_MAP, LoadReport, with_params
 
 BERT_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings", "LayerNorm")
 # ViLBERT's co-attention block, ours → MMF's (``c_layer.k.``). MMF's ``biattention`` projects
@@ -42,17 +43,13 @@ HEADS_MAP = {"mlm.transform.dense": "cls.predictions.transform.dense",
              "classifier.2": "classifier.1"}
 
 
-def _params(modules: dict[str, str]) -> dict[str, str]:
-    return {f"{ours}.{p}": f"{theirs}.{p}" for ours, theirs in modules.items() for p in ("weight", "bias")}
-
-
 def mmf_key_map(model: nn.Module) -> dict[str, str]:
     """Our parameter name → the MMF checkpoint's (after ``normalise_keys``), for a base model
     or one with heads (``ForPretraining`` / ``ForClassification``)."""
     base = getattr(model, "base", model)
     prefix = "base." if base is not model else ""
     out = {f"embeddings.{n}.weight": f"bert.embeddings.{n}.weight" for n in BERT_EMBEDDINGS[:3]}
-    out.update(_params({"embeddings.LayerNorm": "bert.embeddings.LayerNorm"}))
+    out.update(with_params({"embeddings.LayerNorm": "bert.embeddings.LayerNorm"}))
     modules = {}
     for i in range(len(base.layers)):
         modules.update({f"layers.{i}.{o}": f"bert.encoder.layer.{i}.{t}" for o, t in LAYER_MAP.items()})
@@ -71,11 +68,11 @@ def mmf_key_map(model: nn.Module) -> dict[str, str]:
         for k in range(len(base.c_layers)):
             modules.update({f"c_layers.{k}.{o}": f"bert.encoder.c_layer.{k}.{t}" for o, t in CO_LAYER_MAP.items()})
         modules.update({"t_pooler": "bert.t_pooler.dense", "v_pooler": "bert.v_pooler.dense"})
-    out.update(_params(modules))
+    out.update(with_params(modules))
     out = {prefix + ours: theirs for ours, theirs in out.items()}
     if prefix:
         params = dict(model.named_parameters())
-        heads = {o: t for o, t in _params(HEADS_MAP).items() if o in params}
+        heads = {o: t for o, t in with_params(HEADS_MAP).items() if o in params}
         if "mlm.bias" in params:
             heads["mlm.bias"] = "cls.predictions.bias"
         out.update(heads)
@@ -105,11 +102,15 @@ def read_mmf_checkpoint(path: Path, trust_pickle: bool = False) -> dict[str, tor
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except Exception as e:
+    except pickle.UnpicklingError as e:          # what the weights-only unpickler refuses
         if trust_pickle:
             raise
         raise ValueError(f"{path}: holds more than tensors ({type(e).__name__}); if you trust the file, "
                          f"load it with trust_pickle=True (VLSTUDY_TRUST_PICKLE=1 for the study)") from None
+    except (RuntimeError, EOFError, OSError) as e:   # truncated, or not a torch file at all
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: cannot be read as a torch checkpoint ({path.stat().st_size:,} bytes; "
+                         f"{first}): is it complete?") from None
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: not an MMF checkpoint (expected a state dict, or a dict with 'model')")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.root import DataRoot
-from ..paths import atomic_write_text
+from ..paths import atomic_write_text, swap_in_dir
 
 IMAGE_SIZE = (640, 480)          # width, height of every exported image, in pixels
 SPLITS = ("train", "val", "test")
@@ -193,8 +193,7 @@ def export_world(root: DataRoot, out: Path) -> dict:
     plan("mmimdb", {s: ["mmimdb"] for s in SPLITS}, ["poster_features.lmdb"], "poster")
 
     atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    swap_in_dir(tmp, out)
     return manifest
 
 
