@@ -378,3 +378,23 @@ def test_official_test_metric_reports_the_official_accuracy_and_names_it(smoke_w
     assert "test_metric" not in Study(Recipe(world="smoke"))._scores(vqa, written)      # soft: as before
     with pytest.raises(ValueError, match="test_metric must be 'soft' or 'official'"):
         Recipe(test_metric="leaderboard")
+
+
+def test_a_start_from_replaced_in_place_gives_a_new_run_id(tmp_path):
+    """The id hashes what ``start_from`` holds, not its path: a BERT folder or an MMF
+    checkpoint overwritten where it lies must not reuse the runs of the old one."""
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    (bert / "config.json").write_text("{}")
+    (bert / "model.safetensors").write_bytes(b"old weights")
+    spec = RunSpec("pretrain", "visual_bert", "coco", init="bert", start_from=str(bert), **TINY)
+    before = spec.id
+    assert spec.id == before                                   # stable while nothing changes
+    (bert / "model.safetensors").write_bytes(b"new weights")
+    assert spec.id != before
+    checkpoint = tmp_path / "zoo.pth"
+    checkpoint.write_bytes(b"one")
+    mmf = RunSpec("finetune", "visual_bert", "vqa_d", init="mmf", start_from=str(checkpoint), **TINY)
+    first = mmf.id
+    checkpoint.write_bytes(b"two")
+    assert mmf.id != first
