@@ -602,11 +602,11 @@ def test_the_releases_oddities_are_accepted_counted_and_reported(tmp_path):
 def test_a_bad_profile_is_one_line_before_any_notebook_runs(notebook, params, error, expect, tmp_path,
                                                            monkeypatch, capsys):
     import yaml
-    from vlstudy import runner
+    from vlstudy import profiles, runner
     from vlstudy.cli import main
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"common": {"world": "smoke"},
                                                        "notebooks": {notebook: params}}))
-    monkeypatch.setattr(runner, "params_dir", lambda: tmp_path)
+    monkeypatch.setattr(profiles, "params_dir", lambda: tmp_path)
     monkeypatch.setenv("VLSTUDY_OUTPUT_ROOT", str(tmp_path / "out"))
     with pytest.raises(error, match=expect):
         runner.run_study("bad", out_root=tmp_path / "out")

@@ -4,10 +4,11 @@ import tomllib
 from pathlib import Path
 
 import nbformat
+import papermill as pm
 import pytest
 import yaml
 
-from vlstudy import runner
+from vlstudy import profiles, runner
 from vlstudy.paper import claims, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def test_profile_environment_variables_must_be_set(monkeypatch):
 def test_unknown_parameter_is_an_error(tmp_path, monkeypatch):
     (tmp_path / "typo.yaml").write_text(yaml.safe_dump(
         {"common": {"world": "smoke"}, "notebooks": {"world_tour": {"exmaples_per_domain": 2}}}))
-    monkeypatch.setattr(runner, "params_dir", lambda: tmp_path)
+    monkeypatch.setattr(profiles, "params_dir", lambda: tmp_path)
     with pytest.raises(ValueError, match=r"parameter\(s\) \['exmaples_per_domain'\]"):
         runner.run_study("typo", out_root=tmp_path)
     (tmp_path / "stray.yaml").write_text(yaml.safe_dump({"notebooks": {"no_such": {}}}))
@@ -151,3 +152,48 @@ def test_runner_shows_one_line_per_finished_run():
     assert shown == ["    1/2 finetune visual_bert vqa_d seed 0: 35 s"]
     lines.write(" vilbert coco\n")
     assert shown[-1] == "    2/2 pretrain vilbert coco"
+
+
+def _run_parameters_cell(path, name, injected=None) -> dict:
+    """What a kernel holds after a notebook's parameters cell, papermill's injected values
+    (if any) and the first code cell's ``use_profile``: the JupyterLab path when nothing is
+    injected."""
+    import nbformat
+
+    from vlstudy.parameters import use_profile
+    nb = nbformat.read(str(path), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    namespace = {}
+    exec(cell.source, namespace)
+    namespace.update(injected or {})
+    use_profile(name, namespace)
+    declared = pm.inspect_notebook(str(path))
+    return {k: namespace[k] for k in declared}
+
+
+def test_a_notebook_run_top_to_bottom_gets_the_small_profiles_parameters():
+    """Opened in JupyterLab (nothing injected) every notebook resolves exactly the parameters
+    `vlstudy study --profile small --only NAME` gives it; injected, the same; a value given
+    explicitly (not the cell's default) wins over the profile."""
+    for name, path in runner.notebook_paths().items():
+        planned = runner.notebook_parameters("small", name, path)
+        assert _run_parameters_cell(path, name) == planned, name
+        assert _run_parameters_cell(path, name, injected=planned) == planned, name
+    path = runner.notebook_paths()["domain_match"]
+    mine = _run_parameters_cell(path, "domain_match", injected={"archs": ["vilbert"], "blocks": 3})
+    assert mine["archs"] == ["vilbert"] and mine["blocks"] == 3 and mine["world_seed"] == 3
+    smoke = _run_parameters_cell(path, "domain_match", injected={"profile": "smoke"})
+    assert smoke == runner.notebook_parameters("smoke", "domain_match", path)
+    assert smoke["model"] == "tiny" and smoke["batch_size"] == 16           # from smoke's common:
+
+
+def test_common_carries_recipe_settings_but_not_a_key_no_one_declares(tmp_path, monkeypatch):
+    (tmp_path / "mine.yaml").write_text("common:\n  world: smoke\n  frozen_lr: 0.01\n")
+    (tmp_path / "odd.yaml").write_text("common:\n  world: smoke\n  examples_per_domian: 2\n")
+    monkeypatch.setattr(profiles, "params_dir", lambda: tmp_path)
+    paths = runner.notebook_paths()
+    params = runner.notebook_parameters("mine", "transferability", paths["transferability"])
+    assert params["recipe"] == {"frozen_lr": 0.01}                  # not declared there: into its recipe
+    assert "recipe" not in runner.notebook_parameters("mine", "world_tour", paths["world_tour"])
+    with pytest.raises(ValueError, match="common key 'examples_per_domian' is neither"):
+        runner.notebook_parameters("odd", "world_tour", paths["world_tour"])

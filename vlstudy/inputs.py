@@ -119,7 +119,9 @@ def check_what_parameters_name(params: dict, where: str, cwd: Path) -> None:
         recipe = params.get("recipe") or {}
         if recipe.get("bert_dir"):
             check_start_from(recipe["bert_dir"], f"{where}: recipe.bert_dir")
-        check_names(params, params.get("world", "small"), params.get("world_seed"), where)
+        from .study import Recipe
+        settings = Recipe.from_params(params)          # None: the recipe's world
+        check_names(params, settings.world, settings.world_seed, where)
 
 
 def check_spec_inputs(spec) -> None:

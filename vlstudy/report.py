@@ -20,7 +20,7 @@ import pandas as pd
 
 from .paper import claims as paper_claims
 from .paths import atomic_write_text, outputs_root
-from .runner import notebook_paths
+from .profiles import notebook_paths
 from .verdicts import readable
 
 CLAIM_COLUMNS = ["claim", "statement", "effect", "interval", "mde", "holding", "decision", "reason"]

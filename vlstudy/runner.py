@@ -1,9 +1,9 @@
 """Execute the study's notebooks with papermill under a parameter profile.
 
-A profile (``params/<name>.yaml``) is data: ``common`` parameters go to every notebook,
-``notebooks.<name>`` to one. Every parameter must be declared in the notebook's
-``parameters`` cell; an unknown one is an error before anything runs. Each executed
-notebook lands in ``outputs/<profile>/notebooks/`` with a ``.json`` run record beside it.
+A profile (``params/<name>.yaml``, ``profiles``) gives each notebook its parameters
+(``parameters.resolve``); they are checked, every notebook's, before anything runs. Each
+executed notebook lands in ``outputs/<profile>/notebooks/`` with a ``.json`` run record
+beside it.
 """
 from __future__ import annotations
 
@@ -14,66 +14,18 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
-from .inputs import check_types, check_what_parameters_name
-from .paths import notebooks_dir, outputs_root, params_dir
-
-
-def notebook_paths() -> dict[str, Path]:
-    """Study notebooks by name: ``01_world_tour.ipynb`` is ``world_tour``."""
-    out = {}
-    for path in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb")):
-        out[path.stem.split("_", 1)[1]] = path
-    return out
-
-
-def load_profile(profile: str) -> dict:
-    path = params_dir() / f"{profile}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in params_dir().glob("*.yaml"))
-        raise ValueError(f"unknown profile {profile!r}: no {path}; known profiles: {known}")
-    data = yaml.safe_load(path.read_text()) or {}
-    unknown = set(data) - {"common", "notebooks"}
-    if unknown:
-        raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; "
-                         "expected 'common' and 'notebooks'")
-    return _expand_env(data, str(path))
-
-
-def _expand_env(value, where: str):
-    """``$VAR`` / ``${VAR}`` in a profile's strings from the environment (the paper profile's
-    data and BERT folders); an unset variable is an error naming it."""
-    if isinstance(value, dict):
-        return {k: _expand_env(v, f"{where}: {k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand_env(v, where) for v in value]
-    if isinstance(value, str) and "$" in value:
-        expanded = os.path.expandvars(value)
-        if "$" in expanded:
-            raise ValueError(f"{where}: {value!r} names an environment variable that is not set")
-        return expanded
-    return value
+from .inputs import check_what_parameters_name
+from .parameters import resolve
+from .paths import notebooks_dir, outputs_root
+from .profiles import load_profile, notebook_paths
+from .study import RUN_LOG_PREFIX
 
 
 def notebook_parameters(profile: str, name: str, path: Path, recipe: dict | None = None) -> dict:
-    """The parameters ``name`` gets under ``profile``, checked against its parameters cell;
-    ``recipe``: Recipe settings from the command line (the executor), over the profile's, for
-    the notebooks that train runs (those that declare ``recipe``)."""
-    import papermill as pm
-
-    data = load_profile(profile)
-    params = {"profile": profile, **(data.get("common") or {}),
-              **((data.get("notebooks") or {}).get(name) or {})}
-    declared = pm.inspect_notebook(str(path))
-    if recipe and "recipe" in declared:
-        params["recipe"] = {**(params.get("recipe") or {}), **recipe}
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        raise ValueError(f"profile {profile!r} gives notebook {name!r} parameter(s) {unknown} that "
-                         f"its parameters cell does not declare (it declares {sorted(declared)})")
-    check_types(params, declared, f"profile {profile!r}, notebook {name!r}")
-    return params
+    """The parameters ``name`` gets under ``profile`` (``parameters.resolve``: what the
+    notebook computes itself when opened in JupyterLab); ``recipe``: Recipe settings from the
+    command line (the executor), over the profile's."""
+    return resolve(profile, name, path, recipe=recipe)
 
 
 def plan_study(profile: str, only: list[str] | None = None, out_root: Path | None = None,
@@ -153,11 +105,6 @@ def _execute(plan: dict, nbs: dict, profile: str, out_dir: Path, records: list, 
         log(f"[{k}/{len(plan)}] {name}: {rec['status']} in {rec['seconds']} s"
             + (f" (cell {rec['cell']}: {rec['error']})" if rec["status"] != "ok" else ""), flush=True)
         records.append(rec)
-
-
-# A notebook's Study logs one line per finished run starting with this; the runner shows
-# those lines as the study's progress.
-RUN_LOG_PREFIX = "[run] "
 
 
 class _RunLines:

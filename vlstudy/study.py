@@ -18,9 +18,11 @@ import pandas as pd
 from .inputs import check_field_types, check_spec_inputs
 from .jobs import ClusterOptions, check_executor, run_as_jobs
 from .registry import Registry
-from .runner import RUN_LOG_PREFIX
 from .train import STAGES, RunSpec
 
+# A Study logs one line per finished run starting with this; ``vlstudy study`` shows those
+# lines of a notebook's kernel as the study's progress.
+RUN_LOG_PREFIX = "[run] "
 NO_PRETRAINING = "none"     # direct training from the BERT stage (the paper's "-" rows)
 RANDOM_INIT = "random"      # no BERT either (Supp. C.1)
 RELEASED = "mmf:"           # "mmf:<file>": a released MMF checkpoint (the paper's zoo weights)
