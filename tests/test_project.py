@@ -197,3 +197,19 @@ def test_common_carries_recipe_settings_but_not_a_key_no_one_declares(tmp_path, 
     assert "recipe" not in runner.notebook_parameters("mine", "world_tour", paths["world_tour"])
     with pytest.raises(ValueError, match="common key 'examples_per_domian' is neither"):
         runner.notebook_parameters("odd", "world_tour", paths["world_tour"])
+
+
+def test_an_interrupted_study_says_what_finished_and_that_the_command_resumes(monkeypatch, capsys):
+    """Ctrl-C: one message and exit 130, not papermill's KeyboardInterrupt traceback."""
+    from types import SimpleNamespace
+
+    def interrupted(profile, only, out_root, plan, records, log):
+        records.append({"notebook": "world_tour", "status": "ok"})
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runner, "run_study", interrupted)
+    args = SimpleNamespace(profile="smoke", only=["world_tour", "domain_match"], reference=None, executor=None,
+                           partition=None, account=None, gpus_per_run=None, time_limit=None)
+    assert runner.main_study(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted in notebook 'domain_match', after world_tour" in err
+    assert "the same command resumes the study" in err and "Traceback" not in err

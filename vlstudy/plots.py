@@ -56,3 +56,22 @@ def forest(comparisons, title: str = ""):
         axes[0, 0].set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def drift_heatmaps(per_layer, archs, sources, fmt: str = ".2g"):
+    """Weight drift by layer (Fig. 5, C.2-C.3): a row of two heat maps (L1, angular) per model,
+    one row of cells per pretraining source. ``per_layer``: mean ``l1`` / ``angular`` per
+    (arch, pretrained_on, layer)."""
+    import matplotlib.pyplot as plt
+
+    from .verdicts import MODEL_NAMES, source_name
+    fig, axes = plt.subplots(len(archs), 2, figsize=(9, len(archs) * (0.8 + 0.4 * len(sources))), squeeze=False)
+    for row, arch in enumerate(archs):
+        for col, measure in enumerate(("l1", "angular")):
+            grid = (per_layer[per_layer["arch"] == arch].pivot(index="pretrained_on", columns="layer", values=measure)
+                    .reindex(sources).rename(index=source_name))
+            sns.heatmap(grid, ax=axes[row, col], cmap="Blues", annot=True, fmt=fmt, cbar=False)
+            axes[row, col].set(title=f"{MODEL_NAMES[arch]}: {measure}", xlabel="layer", ylabel="")
+            axes[row, col].tick_params(axis="y", rotation=0)
+    fig.tight_layout()
+    return fig

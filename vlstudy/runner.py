@@ -55,13 +55,15 @@ def plan_study(profile: str, only: list[str] | None = None, out_root: Path | Non
 
 
 def run_study(profile: str, only: list[str] | None = None, out_root: Path | None = None,
-              log=print, plan: dict | None = None) -> list[dict]:
+              log=print, plan: dict | None = None, records: list | None = None) -> list[dict]:
+    """Execute the planned notebooks one after the other; their run records, also appended
+    to ``records`` as each finishes (what an interrupted study did)."""
     plan = plan or plan_study(profile, only, out_root)
     out_root = Path(out_root or outputs_root())
     out_dir = out_root / profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    records = []
+    records = [] if records is None else records
     with _output_root(out_root):          # the kernels write their tables there too
         _execute({n: p for n, (_, p) in plan.items()}, {n: path for n, (path, _) in plan.items()},
                  profile, out_dir, records, log)
@@ -96,7 +98,8 @@ def _execute(plan: dict, nbs: dict, profile: str, out_dir: Path, records: list, 
             pm.execute_notebook(str(nbs[name]), str(out_dir / f"{nbs[name].stem}.ipynb"),
                                 parameters=params, kernel_name="python3", language="python",
                                 cwd=str(nbs[name].parent), progress_bar=False,
-                                log_output=False, coalesce_streams=True, stderr_file=_RunLines(log))
+                                log_output=False, coalesce_streams=True, stderr_file=_RunLines(log),
+                                kernel_manager_class=_kernel_manager_class())
             rec["status"] = "ok"
         except pm.PapermillExecutionError as e:
             rec.update(status="failed", cell=e.exec_count, error=f"{e.ename}: {e.evalue}")
@@ -105,6 +108,19 @@ def _execute(plan: dict, nbs: dict, profile: str, out_dir: Path, records: list, 
         log(f"[{k}/{len(plan)}] {name}: {rec['status']} in {rec['seconds']} s"
             + (f" (cell {rec['cell']}: {rec['error']})" if rec["status"] != "ok" else ""), flush=True)
         records.append(rec)
+
+
+def _kernel_manager_class():
+    """jupyter_client's kernel manager, less the SIGINT it sends a kernel before asking it to
+    shut down: ipykernel logs that as "ERROR | KeyboardInterrupt caught in kernel" on the
+    console, which reads as a failure at the end of a notebook that succeeded."""
+    from jupyter_client import AsyncKernelManager
+
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+    return QuietShutdownKernelManager
 
 
 class _RunLines:
@@ -160,8 +176,19 @@ def main_study(args) -> int:
     except (ValueError, FileNotFoundError) as e:      # the profile's inputs: nothing has run
         print(f"vlstudy study: {e}", file=sys.stderr)
         return 2
-    records = run_study(args.profile, args.only, out_root, plan=plan,
-                        log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+    records = []
+    try:
+        run_study(args.profile, args.only, out_root, plan=plan, records=records,
+                  log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+    except KeyboardInterrupt:
+        done = [r["notebook"] for r in records]
+        stopped = next(n for n in plan if n not in done)
+        print(f"vlstudy study: interrupted in notebook {stopped!r}"
+              + (f", after {', '.join(done)}" if done else "")
+              + f". Finished runs are kept in {out_root / 'runs'}; the same command resumes the study: "
+              "it reads them back and trains only what is unfinished, a run cut short from its last "
+              "checkpoint.", file=sys.stderr)
+        return 130
     from .report import build_report
     report = build_report(args.profile, out_root)          # failed notebooks show in it too
     print(f"report: {report['html']} (and {report['markdown'].name})", file=sys.stderr)

@@ -584,3 +584,9 @@ def sentences(claims: pd.DataFrame) -> list[str]:
         lines.append(f"{c['claim']}: {c['decision']} — {effect}{c['holding']} of {c['comparisons']} "
                      f"comparisons hold after Holm ({c['reason']}).")
     return lines
+
+
+def say(claims: pd.DataFrame) -> None:
+    """Print ``sentences(claims)``: a notebook's "What it says"."""
+    for line in sentences(claims):
+        print(line)
