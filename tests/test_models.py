@@ -208,9 +208,9 @@ def test_gradients_reach_every_learning_parameter(arch):
 def test_vqa_pooling_reads_each_examples_last_question_token():
     """MMF's VisualBERT ``pooler_strategy: vqa``: the token before the final [SEP], per example,
     so extra padding (a longer example in the batch) changes nothing."""
-    from vlstudy.models.heads import mmf_pooling
-    assert mmf_pooling("visual_bert", "vqa") == "vqa" and mmf_pooling("visual_bert", "vizwiz") == "vqa"
-    assert mmf_pooling("vilbert", "vqa") == "default" and mmf_pooling("visual_bert", "snli_ve") == "default"
+    from vlstudy.tasks import get
+    assert get("vqa").pooling("visual_bert") == "vqa" and get("vizwiz").pooling("visual_bert") == "vqa"
+    assert get("vqa").pooling("vilbert") == "default" and get("snli_ve").pooling("visual_bert") == "default"
     torch.manual_seed(0)
     model = ForClassification(build_base("visual_bert", CFG), 4, "vqa", pooling="vqa").eval()
     batch = {k: v for k, v in make_batch().items() if k in ("input_ids", "attention_mask", "token_type_ids",
@@ -412,3 +412,14 @@ def test_device_check_runs_in_its_reduced_form_on_the_cpu(monkeypatch):
         for s in ("pretraining", "finetuning", "frozen base (head on cached outputs)")] + \
         [("visual_bert", "pretraining, 2-process DDP")]
     assert all(r["samples_per_s"] > 0 for r in rows) and not any("gpu_hours_per_paper_run" in r for r in rows)
+
+
+def test_an_unknown_task_is_an_error_not_a_multilabel_f1():
+    """Every task's loss, score and targets come from its record; a name without one fails
+    where it is first used (the head), instead of being scored as something else."""
+    from vlstudy import tasks
+    with pytest.raises(ValueError, match=r"unknown task 'vqa2'; known: \['mmimdb', 'snli_ve', 'vizwiz', 'vqa'\]"):
+        ForClassification(build_base("visual_bert", CFG), 4, "vqa2")
+    with pytest.raises(ValueError, match="a pretraining set has no task"):
+        tasks.get("pretraining")
+    assert tasks.get("mmimdb").targets == "multi_hot" and tasks.get("vizwiz").results_key == "image"

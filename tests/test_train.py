@@ -63,7 +63,8 @@ def test_frozen_head_trained_on_cached_base_outputs_scores_the_same_end_to_end(c
     Those outputs are the whole model's, example by example, and the saved weights, run end
     to end on raw batches, give the test score the run reported."""
     from vlstudy.data.batching import VLCollator
-    from vlstudy.train import HeadOnly, build_model, cache_base_outputs, datasets_for, task_score
+    from vlstudy.tasks import get as task_of
+    from vlstudy.train import HeadOnly, build_model, cache_base_outputs, datasets_for
     from vlstudy.world import open_world
     reg, specs, metrics, _ = chain
     spec, root = specs["frozen"], open_world("smoke")
@@ -82,7 +83,7 @@ def test_frozen_head_trained_on_cached_base_outputs_scores_the_same_end_to_end(c
         from_cache = HeadOnly(model)(cached["test"].pooled)["logits"]
     torch.testing.assert_close(from_cache, logits, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(cached["test"].targets, batch["targets"])
-    score = task_score(root.info(spec.dataset).task, logits.numpy(), batch["targets"].numpy())["score"]
+    score = task_of(root.info(spec.dataset).task).score(logits.numpy(), batch["targets"].numpy())["score"]
     assert score == pytest.approx(metrics["frozen"]["test_score"], abs=1e-4)
 
 

@@ -10,6 +10,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from . import tasks
 from .data.root import DataRoot
 
 
@@ -90,14 +91,15 @@ def dataset_summary(root: DataRoot) -> pd.DataFrame:
     for name in root.datasets:
         info = root.info(name)
         train = root.records(name, "train")
-        if info.task in ("vqa", "vizwiz"):
+        kind = task.targets if (task := tasks.of(info)) else None
+        if kind == "soft":
             types = Counter(r.answer_type for r in train)
             balance = ", ".join(f"{t} {n / len(train):.0%}" for t, n in sorted(types.items()))
-        elif info.task == "snli_ve":
+        elif kind == "class":
             labels = Counter(r.label for r in train)
             balance = ", ".join(f"{info.label_names[k]} {n / len(train):.0%}" for k, n in sorted(labels.items()))
-        elif info.task == "mmimdb":
-            balance = f"{np.mean([len(r.labels) for r in train]):.2f} genres per movie"
+        elif kind == "multi_hot":
+            balance = f"{np.mean([len(r.labels) for r in train]):.2f} {task.labels_per_example}"
         else:
             balance = ""
         rows.append({"dataset": name, "task": info.task, "images": info.store, **info.sizes,

@@ -14,6 +14,7 @@ import functools
 from pathlib import Path
 
 from .models import ARCHITECTURES
+from .tasks import PRETRAINING
 
 ARCHS = tuple(ARCHITECTURES)
 # Notebook parameters that name things, by what they name
@@ -77,9 +78,9 @@ def known_names(world: str, world_seed: int | None = None) -> dict[str, set]:
     from .study import GENERATED, NO_PRETRAINING, RANDOM_INIT
     root = open_data(world, world_seed)
     tasks = {d: root.info(d).task for d in root.datasets}
-    pretraining = {d for d, t in tasks.items() if t == "pretraining"}
+    pretraining = {d for d, t in tasks.items() if t == PRETRAINING}
     return {"arch": set(ARCHS), "pretraining set": pretraining | set(GENERATED) | {NO_PRETRAINING, RANDOM_INIT},
-            "task": {d for d, t in tasks.items() if t != "pretraining"}, "dataset": set(tasks)}
+            "task": {d for d, t in tasks.items() if t != PRETRAINING}, "dataset": set(tasks)}
 
 
 def check_names(params: dict, world: str, world_seed: int | None, where: str) -> None:
@@ -137,8 +138,8 @@ def check_spec_inputs(spec) -> None:
             raise ValueError(f"no dataset {spec.dataset!r} in {spec.world!r}; it has {root.datasets}")
         task = root.info(spec.dataset).task
         # pretraining on generated text (text_from) reads a dataset's images: a task's too (Flickr-G)
-        if (task == "pretraining") != (spec.stage == "pretrain") and spec.text_from is None:
-            raise ValueError(f"{spec.dataset!r} is a {'pretraining set' if task == 'pretraining' else 'task'}: "
+        if (task == PRETRAINING) != (spec.stage == "pretrain") and spec.text_from is None:
+            raise ValueError(f"{spec.dataset!r} is a {'pretraining set' if task == PRETRAINING else 'task'}: "
                              f"it cannot be {'finetuned' if spec.stage == 'finetune' else 'pretrained'} on")
 
 

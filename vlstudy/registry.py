@@ -58,7 +58,7 @@ class Registry:
 
     def predictions(self, spec_or_id: RunSpec | str, split: str = "test") -> pd.DataFrame:
         """A finetuning run's per-example predictions on ``split`` ("val" or "test"): one row
-        per example in the split's order, columns as ``train.prediction_rows`` writes them
+        per example in the split's order, columns as ``tasks.Task.prediction_rows`` writes them
         (``id``, ``prediction``, then ``score``, or ``tp``/``fp``/``fn`` and ``labels``)."""
         from .data.records import iter_jsonl
         if split not in PREDICTION_SPLITS:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import tasks
 from .inputs import check_field_types, check_spec_inputs
 from .jobs import ClusterOptions, check_executor, run_as_jobs
 from .registry import Registry
@@ -231,7 +232,7 @@ class Study:
                           frozen_base=frozen, lr=r.frozen_lr if frozen else r.finetune_lr, beta2=0.999,
                           answer_vocab=r.answer_vocab,
                           batch_size=r.finetune_batch_size,
-                          max_text_len=r.long_text_len if task == "mmimdb" else r.max_text_len,
+                          max_text_len=r.long_text_len if self._task(task).long_text else r.max_text_len,
                           **r.schedule(self.finetune_steps(task)))
 
     def finetune_steps(self, task: str) -> int:
@@ -426,7 +427,7 @@ class Study:
         out = _scores(metrics)
         if self.recipe.test_metric == "soft":
             return out
-        if spec.dataset not in self._vqa_like():
+        if not self._task(spec.dataset).answers:
             return {**out, "test_metric": "task metric"}
         if "test_official_score" not in metrics:
             raise ValueError(f"run {spec.id} was trained before runs wrote official scores: delete "
@@ -435,10 +436,10 @@ class Study:
                 "val_score": metrics["val_official_score"], "test_score": metrics["test_official_score"],
                 "test_metric": "official accuracy"}
 
-    def _vqa_like(self) -> set[str]:
+    def _task(self, dataset: str) -> tasks.Task:
+        """The task record of one of the recipe's world's downstream datasets."""
         from .inputs import _root
-        root = _root(self.recipe.world, self.recipe.world_seed)
-        return {d for d in root.datasets if root.info(d).task in ("vqa", "vizwiz")}
+        return tasks.get(_root(self.recipe.world, self.recipe.world_seed).info(dataset).task)
 
 
 def _replicate(spec: RunSpec, block: int, replicate: int) -> dict:

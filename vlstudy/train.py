@@ -24,10 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import tasks
 from .data.batching import TextDataset, VLCollator
 from .data.root import DataRoot
 from .models import ForClassification, ForPretraining, build_base, model_config
-from .models.heads import BASE_INPUTS, mmf_pooling, task_output
+from .models.heads import BASE_INPUTS, task_output
 from .models.init import load_bert
 from .models.text_bert import TextBert, export_bert
 from .paths import content_digest
@@ -40,7 +41,6 @@ STAGES = ("bert", "captioner", "captions", "pretrain", "finetune")     # the ord
 TRAINING_VERSION = 5
 INITS = ("bert", "random", "pretrained", "mmf")   # mmf: a released MMF checkpoint (start_from)
 REGION_MASK_PROBABILITY = 0.15     # ViLBERT's masked-region modelling (Lu et al. 2019)
-MULTILABEL_THRESHOLD = 0.5         # MM-IMDB: a label is predicted when its sigmoid exceeds this
 PREDICTION_SPLITS = ("val", "test")  # the splits a finetuning run writes predictions of
 PRECISIONS = ("fp32", "bf16", "fp16")
 # Spec fields added after TRAINING_VERSION 5: in the id only when set away from these defaults,
@@ -188,7 +188,7 @@ def datasets_for(spec: RunSpec, root: DataRoot, text_dir: Path | None = None) ->
         out = {s: root.generated_split(text_dir, s, spec.dataset, spec.max_text_len) for s in splits}
     else:
         vocab = (root.answer_vocab(spec.dataset, spec.answer_vocab)
-                 if root.info(spec.dataset).task in ("vqa", "vizwiz") else None)
+                 if tasks.has_answers(root.info(spec.dataset)) else None)
         out = {s: root.split(spec.dataset, s, spec.max_text_len, answer_vocab=vocab) for s in splits}
     out["train"] = _subset(out["train"], spec.train_fraction, spec.seed)
     return out
@@ -208,9 +208,15 @@ def _config(spec: RunSpec, root: DataRoot):
 
 
 def num_labels(spec: RunSpec, root: DataRoot) -> int:
+    return len(classifier_labels(spec, root))
+
+
+def classifier_labels(spec: RunSpec, root: DataRoot) -> list[str]:
+    """A finetuning run's classifier outputs, by index: the answer vocabulary of a VQA-like
+    task, else the dataset's label names."""
     info = root.info(spec.dataset)
-    return (len(root.answer_vocab(spec.dataset, spec.answer_vocab)) if info.task in ("vqa", "vizwiz")
-            else len(info.label_names))
+    return (root.answer_vocab(spec.dataset, spec.answer_vocab).answers if tasks.get(info.task).answers
+            else info.label_names)
 
 
 def build_model(spec: RunSpec, root: DataRoot, parent_dir: Path | None) -> nn.Module:
@@ -228,7 +234,7 @@ def build_model(spec: RunSpec, root: DataRoot, parent_dir: Path | None) -> nn.Mo
     else:
         task = root.info(spec.dataset).task
         model = ForClassification(build_base(spec.arch, cfg), num_labels(spec, root), task,
-                                  pooling=mmf_pooling(spec.arch, task))
+                                  pooling=tasks.get(task).pooling(spec.arch))
     if spec.init == "bert":
         load_bert(model, Path(spec.start_from) if spec.start_from else parent_dir / "bert")
     elif spec.init == "mmf":
@@ -252,88 +258,7 @@ def load_base_weights(model: nn.Module, path: Path) -> None:
                          f"unexpected {unexpected[:3]}")
 
 
-# --- metrics ------------------------------------------------------------------------------
-def _label_probabilities(logits: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-logits))            # (N, L), the sigmoid the metric thresholds
-
-
-def example_scores(task: str, logits: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
-    """The per-example terms of a task's metric, in the split's order, so that a run's
-    predictions reproduce its score. ``predicted``: (N,) class indices, or (N, L) bools
-    (MM-IMDB); then ``score`` (N,) whose mean x 100 is the score (VQA-like: the soft score
-    of the argmax answer; SNLI-VE: 1.0 when right), or MM-IMDB's ``tp``, ``fp``, ``fn`` (N,)
-    counts (micro-F1 = 2 sum(tp) / (2 sum(tp) + sum(fp) + sum(fn)))."""
-    if task in ("vqa", "vizwiz"):
-        predicted = logits.argmax(1)                                   # (N,)
-        soft = targets[np.arange(len(targets)), predicted]             # (N,) float32
-        # The float64 value of each float32's shortest decimal (0.3, not 0.30000001192...):
-        # what a predictions file holds, so its mean is the score exactly.
-        return {"predicted": predicted, "score": np.array([float(str(s)) for s in soft], np.float64)}
-    if task == "snli_ve":
-        predicted = logits.argmax(1)                                   # (N,)
-        return {"predicted": predicted, "score": (predicted == targets).astype(np.float64)}
-    if task == "mmimdb":
-        truth = np.asarray(targets).astype(bool)                       # (N, L)
-        predicted = _label_probabilities(logits) > MULTILABEL_THRESHOLD   # (N, L)
-        return {"predicted": predicted, "tp": (truth & predicted).sum(1),
-                "fp": (~truth & predicted).sum(1), "fn": (truth & ~predicted).sum(1)}
-    raise ValueError(f"no metric for task {task!r}")
-
-
-def task_score(task: str, logits: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-    """Validation/test metric of a task, in percent. VQA-like: the soft score of the argmax
-    answer (MMF's vqa_accuracy, the official accuracy for answers in the vocabulary)."""
-    from .metrics import multilabel_f1
-    if task == "mmimdb":
-        f1 = multilabel_f1(targets, _label_probabilities(logits), threshold=MULTILABEL_THRESHOLD)
-        return {"score": 100 * f1["micro_f1"], "macro_f1": 100 * f1["macro_f1"]}
-    return {"score": 100 * float(example_scores(task, logits, targets)["score"].mean())}
-
-
-def prediction_rows(task: str, logits: np.ndarray, targets: np.ndarray, ids: list[str],
-                    names: list[str]) -> list[dict]:
-    """One JSON-ready row per example, in split order: ``id``, ``prediction`` (an answer, a
-    label name, or MM-IMDB's list of label names), and the example's metric terms
-    (``example_scores``): ``score``, or ``tp``/``fp``/``fn`` with the true ``labels``; SNLI-VE
-    also has the true ``label``. ``names``: the answer vocabulary or the label names, by index."""
-    if len(ids) != len(logits) or logits.shape[1] != len(names):
-        raise ValueError(f"prediction_rows: {len(ids)} ids and {len(names)} names for logits of shape "
-                         f"{logits.shape}")
-    terms = example_scores(task, logits, targets)
-    rows = []
-    for i, example in enumerate(ids):
-        if task == "mmimdb":
-            rows.append({"id": example, "prediction": [names[j] for j in np.flatnonzero(terms["predicted"][i])],
-                         "labels": [names[j] for j in np.flatnonzero(targets[i])],
-                         "tp": int(terms["tp"][i]), "fp": int(terms["fp"][i]), "fn": int(terms["fn"][i])})
-            continue
-        row = {"id": example, "prediction": names[int(terms["predicted"][i])], "score": float(terms["score"][i])}
-        if task == "snli_ve":
-            row["label"] = names[int(targets[i])]
-        rows.append(row)
-    return rows
-
-
-def add_official_accuracy(task: str, rows: list[dict], answers: list) -> np.ndarray:
-    """Each row's ``official``: its answer's accuracy as the official evaluator scores it
-    (``vqaEval.py`` for VQA 2.0, the VizWiz API's variant), against the annotators' answers.
-    The soft ``score`` is the training-time figure; this one is what the leaderboards report."""
-    from .metrics import vizwiz_accuracy, vqa_accuracy
-    accuracy = vizwiz_accuracy if task == "vizwiz" else vqa_accuracy
-    for row, given in zip(rows, answers, strict=True):
-        row["official"] = float(accuracy(row["prediction"], list(given)))
-    return np.asarray([row["official"] for row in rows])
-
-
-def official_results(task: str, rows: list[dict]) -> list[dict]:
-    """The predictions as the official results file: VQA 2.0 ``{"question_id", "answer"}``
-    (ids that are numbers as numbers), VizWiz ``{"image": "<name>.jpg", "answer"}``."""
-    if task == "vizwiz":
-        return [{"image": f"{r['id']}.jpg", "answer": r["prediction"]} for r in rows]
-    return [{"question_id": int(r["id"]) if str(r["id"]).isdigit() else r["id"], "answer": r["prediction"]}
-            for r in rows]
-
-
+# --- results ------------------------------------------------------------------------------
 def results_path(folder: Path, split: str) -> Path:
     """A VQA-like run's official results file of ``split`` (``results-test.json``)."""
     return Path(folder) / f"results-{split}.json"
@@ -408,20 +333,20 @@ def _train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | N
                  for split, ds in data.items()}
 
     finetuning = spec.stage == "finetune"                   # a task head, scored; else a loss
-    task = root.info(spec.dataset).task if finetuning else None
+    task = tasks.get(root.info(spec.dataset).task) if finetuning else None
     # What predictions are written against, before a frozen base swaps the splits for their
     # base outputs (same order): the record ids and targets of each scored split.
     examples = {s: ([r.id for r in _base_dataset(data[s]).records], _base_dataset(data[s]).targets)
                 for s in PREDICTION_SPLITS} if finetuning else {}
     answers = {s: [r.answers for r in _base_dataset(data[s]).records]
-               for s in PREDICTION_SPLITS} if finetuning and task in ("vqa", "vizwiz") else {}
+               for s in PREDICTION_SPLITS} if finetuning and task.answers else {}
     trained = model
     if spec.frozen_base and _deterministic(model.base.cfg):
         data, collators = cache_base_outputs(model, data, collators)
         trained = HeadOnly(model)
     trainer = _fit(spec, folder, trained, data, collators, progress,
                    label_names={"finetune": ["targets"], "captioner": ["labels"]}.get(spec.stage, ["mlm_labels"]),
-                   compute_metrics=(lambda p: task_score(task, p.predictions, p.label_ids)) if finetuning else None)
+                   compute_metrics=(lambda p: task.score(p.predictions, p.label_ids)) if finetuning else None)
     state = trainer.state
     metrics = {"best_step": _best_step(state), "train_seconds": round(sum(
         h.get("train_runtime", 0) for h in state.log_history), 1)}
@@ -433,8 +358,7 @@ def _train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | N
         if trainer.is_world_process_zero():
             metrics.update(caption_quality(model, root, spec.dataset, "test", spec.max_text_len))
     else:
-        names = (root.answer_vocab(spec.dataset, spec.answer_vocab).answers if task in ("vqa", "vizwiz")
-                 else root.info(spec.dataset).label_names)
+        names = classifier_labels(spec, root)
         predictions = {}
         for split in PREDICTION_SPLITS:               # the best checkpoint, reloaded
             out = trainer.predict(_IndexDataset(data[split]))
@@ -442,17 +366,17 @@ def _train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | N
             if not np.array_equal(out.label_ids, targets):
                 raise RuntimeError(f"run {spec.id}: the Trainer's {split} predictions are not in the "
                                    f"order of the split's records ({spec.dataset}/{split}.jsonl)")
-            metrics.update({f"{split}_{k}": v for k, v in task_score(task, out.predictions, targets).items()})
-            predictions[split] = prediction_rows(task, out.predictions, targets, ids, names)
+            metrics.update({f"{split}_{k}": v for k, v in task.score(out.predictions, targets).items()})
+            predictions[split] = task.prediction_rows(out.predictions, targets, ids, names)
             if split in answers:                        # the official evaluator's accuracy, per question
-                official = add_official_accuracy(task, predictions[split], answers[split])
+                official = task.add_official_accuracy(predictions[split], answers[split])
                 metrics[f"{split}_official_score"] = 100 * float(np.mean(official))
         if trainer.is_world_process_zero():            # before metrics.json marks the run finished
             from .paths import atomic_write_text
             for split, rows in predictions.items():
                 atomic_write_text(predictions_path(folder, split), "".join(json.dumps(r) + "\n" for r in rows))
                 if split in answers:
-                    atomic_write_text(results_path(folder, split), json.dumps(official_results(task, rows)))
+                    atomic_write_text(results_path(folder, split), json.dumps(task.official_results(rows)))
     if trainer.is_world_process_zero():
         _save_weights(model, folder / "model.safetensors")
         if spec.stage == "bert":

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import tasks
 from .answers import AnswerVocab
 from .features import FeatureStore
 from .records import DatasetInfo, Record, read_info, read_records
@@ -75,25 +76,9 @@ def tokenize(tokenizer, texts: list[str], max_len: int) -> dict[str, np.ndarray]
 
 
 def task_targets(info: DatasetInfo, records: list[Record], vocab: AnswerVocab | None):
-    """Targets for the dataset's task: soft scores, a class index, multi-hot labels, or None."""
-    if info.task in ("vqa", "vizwiz"):
-        if vocab is None:
-            raise ValueError(f"dataset {info.name} ({info.task}) needs an answer vocabulary")
-        return vocab.targets(records)
-    if info.task == "snli_ve":
-        return np.asarray([r.label for r in records], np.int64)
-    if info.task == "mmimdb":
-        names = info.label_names
-        index = {g: i for i, g in enumerate(names)}
-        hot = np.zeros((len(records), len(names)), np.float32)
-        for i, r in enumerate(records):
-            for g in r.labels:
-                if g not in index:
-                    raise ValueError(f"{info.name}: record {r.id} has label {g!r} outside "
-                                     f"the dataset's {len(names)} labels")
-                hot[i, index[g]] = 1.0
-        return hot
-    return None
+    """Targets for the dataset's task (``tasks.Task.make_targets``), or None for pretraining."""
+    task = tasks.of(info)
+    return None if task is None else task.make_targets(info.name, records, info.label_names, vocab)
 
 
 def mask_tokens(input_ids: torch.Tensor, special: torch.Tensor, vocab_size: int, mask_id: int,

@@ -9,6 +9,7 @@ import hashlib
 from functools import cached_property
 from pathlib import Path
 
+from .. import tasks
 from ..paths import content_digest
 from .answers import ANSWER_VOCAB_SIZES, AnswerVocab
 from .batching import VLDataset
@@ -74,7 +75,7 @@ class DataRoot:
     def split(self, name: str, split: str, max_text_len: int = 32,
               answer_vocab: AnswerVocab | None = None, limit: int | None = None) -> VLDataset:
         info = self.info(name)
-        if answer_vocab is None and info.task in ("vqa", "vizwiz"):
+        if answer_vocab is None and tasks.has_answers(info):
             answer_vocab = self.answer_vocab(name)
         return VLDataset(self._dataset_dir(name), split, self.tokenizer, self.store(info.store),
                          max_text_len, answer_vocab, limit)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import objectives
+from .. import objectives, tasks
 from .layers import PredictionTransform, init_weights
 
 BASE_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "features", "boxes", "region_mask")
@@ -89,12 +89,6 @@ class ForPretraining(nn.Module):
 POOLING = ("default", "vqa")
 
 
-def mmf_pooling(arch: str, task: str) -> str:
-    """MMF's ``pooler_strategy`` for a model and task: VisualBERT reads VQA and VizWiz answers
-    off the last question token ("vqa"); everything else uses the pooled output."""
-    return "vqa" if arch == "visual_bert" and task in ("vqa", "vizwiz") else "default"
-
-
 class ForClassification(nn.Module):
     """dropout → transform → linear on the pooled output, with the task's loss (MMF's heads).
 
@@ -104,8 +98,7 @@ class ForClassification(nn.Module):
 
     def __init__(self, base: nn.Module, num_labels: int, task: str, pooling: str = "default"):
         super().__init__()
-        if task not in objectives.TASK_LOSSES:
-            raise ValueError(f"unknown task {task!r}; known: {sorted(objectives.TASK_LOSSES)}")
+        tasks.get(task)                           # an unknown task is an error here, not at the loss
         if pooling not in POOLING:
             raise ValueError(f"unknown pooling {pooling!r}; known: {POOLING}")
         cfg = base.cfg
@@ -134,5 +127,5 @@ def task_output(logits: torch.Tensor, task: str, targets: torch.Tensor | None = 
     """The logits, and the task's loss when targets are given (what the Trainer reads)."""
     out = {"logits": logits}
     if targets is not None:
-        out["loss"] = objectives.TASK_LOSSES[task](logits, targets)
+        out["loss"] = tasks.get(task).loss(logits, targets)
     return out
