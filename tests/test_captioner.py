@@ -12,7 +12,8 @@ from vlstudy.models import model_config
 from vlstudy import registry as registry_module
 from vlstudy.registry import Registry
 from vlstudy.study import Recipe, Study
-from vlstudy.train import RunSpec, datasets_for
+from vlstudy.spec import RunSpec
+from vlstudy.stages import get as stage
 
 TINY = dict(world="smoke", model="tiny", batch_size=16, finetune_batch_size=16, bert_steps=10,
             pretrain_steps=10, finetune_steps=10, captioner_steps=20, evals_per_run=2, max_text_len=24,
@@ -125,7 +126,7 @@ def test_pretraining_on_generated_text_waits_for_it_and_reads_it(ccg, smoke_worl
     study.registry.run(pre.replace(seed=7))
     folder = generated_folder(study.registry.folder(pre.text_from))
     assert seen["text_dir"] == folder
-    train = datasets_for(pre, smoke_world, folder)["train"]
+    train = stage(pre.stage).datasets(pre, smoke_world, folder)["train"]
     assert [r.text for r in train.records] == [r.text for r in smoke_world.generated_split(folder, "train", "cc_small").records]
     assert [r.text for r in train.records] != [r.text for r in smoke_world.records("cc_small", "train")]
 

@@ -14,7 +14,7 @@ from vlstudy import locks
 from vlstudy.cli import main as cli_main
 from vlstudy.jobs import ClusterOptions, JobFailed, _submit, run_as_jobs
 from vlstudy.registry import Registry
-from vlstudy.train import RunSpec
+from vlstudy.spec import RunSpec
 
 TINY = dict(world="smoke", model="tiny", batch_size=16, max_text_len=24)
 
@@ -24,7 +24,7 @@ RACE_SCRIPT = """
 import json, sys, time
 from pathlib import Path
 from vlstudy.registry import Registry
-from vlstudy.train import RunSpec
+from vlstudy.spec import RunSpec
 root, me = Path(sys.argv[1]), sys.argv[2]
 (root.parent / f"ready-{me}").touch()
 while not (root.parent / "go").exists():
@@ -59,7 +59,7 @@ def test_two_processes_asking_for_one_spec_train_it_once(tmp_path):
 KILL_SCRIPT = """
 import json, sys
 from vlstudy.registry import Registry
-from vlstudy.train import RunSpec
+from vlstudy.spec import RunSpec
 Registry(sys.argv[1]).run(RunSpec(**json.loads(sys.argv[2])))
 """
 

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from vlstudy import train as train_module
 from vlstudy.registry import Registry
-from vlstudy.train import RunSpec
+from vlstudy.spec import RunSpec
 
 # The "small" model, not the tests' "tiny": tiny's tensors are too small for torch to split a
 # reduction over 2 threads, so it gives the same numbers at any thread count, fix or no fix.

@@ -231,7 +231,7 @@ def test_models_command_counts_base(capsys):
 # --- MMF checkpoints (the paper's released weights) -----------------------------------------
 def _mmf_state(arch, cfg, classifier_labels=None):
     """An MMF-layout state dict written from the key list and shapes of MMF's modules
-    (``../shared/notes/mmf.md``), independently of our key map."""
+    (MMF 1.0.0rc10's ``visual_bert.py`` / ``vilbert.py``), independently of our key map."""
     g = torch.Generator().manual_seed(0)
     H, V, P, F_, I = cfg.hidden, cfg.vocab_size, cfg.max_positions, cfg.feature_dim, cfg.inner
     Vh, Vi, Bi, C = cfg.v_hidden, cfg.v_inner, cfg.bi_hidden, cfg.num_detector_classes

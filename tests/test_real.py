@@ -256,7 +256,7 @@ def test_study_on_prepared_data_from_a_bert_folder_under_a_launcher(round_trip, 
     from vlstudy.real.prepare import install_tokenizer
     from vlstudy.registry import Registry
     from vlstudy.study import Recipe, Study
-    from vlstudy.train import RunSpec
+    from vlstudy.spec import RunSpec
     _, _, prepared, _, _, _ = round_trip
     reg = Registry(tmp_path / "runs")
     bert = RunSpec("bert", "bert", "corpus", world="smoke", model="tiny", init="random", steps=10, eval_every=5,
@@ -279,7 +279,7 @@ def test_study_on_prepared_data_from_a_bert_folder_under_a_launcher(round_trip, 
 
 
 def test_runs_on_a_prepared_root_keep_their_ids_when_other_datasets_are_added(round_trip):
-    from vlstudy.train import RunSpec
+    from vlstudy.spec import RunSpec
     _, official, prepared, manifest, _, _ = round_trip
     spec = RunSpec("finetune", "visual_bert", "vqa_d", world=str(prepared.folder), init="random")
     before = spec.id
@@ -292,7 +292,8 @@ def test_runs_on_a_prepared_root_keep_their_ids_when_other_datasets_are_added(ro
 
 
 def test_vqa_answer_vocabulary_is_the_fields_3129_and_prepare_reports_what_falls_outside(tmp_path):
-    from vlstudy.train import RunSpec, num_labels
+    from vlstudy.spec import RunSpec
+    from vlstudy.stages import classifier_labels
     n = 3130                                   # one answer more than VQA 2.0's vocabulary holds
 
     def files(folder, answers):
@@ -317,7 +318,7 @@ def test_vqa_answer_vocabulary_is_the_fields_3129_and_prepare_reports_what_falls
     targets = vocab.targets(root.records("vqa_d", "val"))
     assert targets.sum(1).tolist() == [1.0, 1.0, 0.0, 0.0]                   # outside: scores 0 in training
     spec = RunSpec("finetune", "visual_bert", "vqa_d", world=str(tmp_path / "root"), init="random")
-    assert num_labels(spec, root) == 3129 and num_labels(spec.replace(answer_vocab=100), root) == 100
+    assert len(classifier_labels(spec, root)) == 3129 and len(classifier_labels(spec.replace(answer_vocab=100), root)) == 100
 
 
 def test_cc_features_keyed_by_bare_row_or_split_row_and_keys_that_do_not_meet(tmp_path):

@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 
 from vlstudy import registry as registry_module
 from vlstudy.registry import Registry
-from vlstudy.train import RunSpec, last_checkpoint
+from vlstudy.fit import last_checkpoint
+from vlstudy.spec import RunSpec
 
 TINY = dict(world="smoke", model="tiny", batch_size=16, max_text_len=24)
 
@@ -64,7 +65,9 @@ def test_frozen_head_trained_on_cached_base_outputs_scores_the_same_end_to_end(c
     to end on raw batches, give the test score the run reported."""
     from vlstudy.data.batching import VLCollator
     from vlstudy.tasks import get as task_of
-    from vlstudy.train import HeadOnly, build_model, cache_base_outputs, datasets_for
+    from vlstudy.frozen_base import HeadOnly, cache_base_outputs
+    from vlstudy.stages import get as stage
+    from vlstudy.train import build_model
     from vlstudy.world import open_world
     reg, specs, metrics, _ = chain
     spec, root = specs["frozen"], open_world("smoke")
@@ -73,7 +76,7 @@ def test_frozen_head_trained_on_cached_base_outputs_scores_the_same_end_to_end(c
     saved = load_file(str(reg.folder(spec) / "model.safetensors"))
     model.load_state_dict(saved)
     assert any(not torch.equal(start[k], saved[f"classifier.{k}"]) for k in start)   # the head learned
-    test = datasets_for(spec, root)["test"]
+    test = stage(spec.stage).datasets(spec, root)["test"]
     collate = VLCollator(test, root.tokenizer.mask_token_id, len(root.tokenizer), 0.0, 0.0)
     cached, _ = cache_base_outputs(model, {"test": test}, {"test": collate}, batch_size=7)
     model.eval()

@@ -9,7 +9,7 @@ split, the low-resource lever). Its effect is read as the pretraining gain it le
 pretraining set's validation score minus direct training's, per block (pretraining seed),
 with the study's t-interval on blocks plus validation sampling (``stats.t_interval``).
 
-    .venv/bin/python -m vlstudy.calibration     # the README's levers → outputs/calibration/
+    .venv/bin/python -m vlstudy.calibration     # docs/evidence.md's levers → outputs/calibration/
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ to the image's regions (each region's feature and box projected to the decoder's
 decoding is ``transformers``' ``generate`` (beam search, or sampling), nothing hand-written.
 It reads the study's tokenizer: [CLS] starts a caption, [SEP] ends it, [PAD] pads.
 
-Two run stages use it (``train.STAGES``):
+Two run stages use it (``stages``):
 - ``captioner``: trained on a captioning set's pairs (``spec.dataset``, e.g. COCO, a
   ``train_fraction`` of it for a smaller captioner), caption quality (BLEU-4, CIDEr) on
   its test images;

@@ -19,6 +19,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .models.init import base_state
+
 MATRICES = {"query": "W_Q", "key": "W_K", "value": "W_V", "dense": "W_O"}
 # <stack>.<layer>.<block>.self.{query,key,value}.weight and <stack>.<layer>.<block>.output.dense.weight
 ATTENTION_WEIGHT = re.compile(r"^(?P<stack>\w+?)\.(?P<layer>\d+)\.(?P<block>\w*attention)\."
@@ -57,12 +59,6 @@ def weight_distances(before: dict[str, torch.Tensor], after: dict[str, torch.Ten
                      "l1": float((w1 - w0).abs().mean()),
                      "angular": math.acos(max(-1.0, min(1.0, cos))) / math.pi})
     return pd.DataFrame(rows)
-
-
-def base_state(path: Path) -> dict[str, torch.Tensor]:
-    """The base model's weights (``base.*``, prefix dropped) from a run's safetensors file."""
-    from safetensors.torch import load_file
-    return {k[len("base."):]: v for k, v in load_file(str(path)).items() if k.startswith("base.")}
 
 
 def finetuning_drift(spec, registry) -> pd.DataFrame:

@@ -126,21 +126,23 @@ def check_what_parameters_name(params: dict, where: str, cwd: Path) -> None:
 
 
 def check_spec_inputs(spec) -> None:
-    """A run's spec names a known model and a dataset its data root has; the folder or file
-    it starts from exists."""
-    if spec.stage in ("pretrain", "finetune") and spec.arch not in ARCHS:
+    """A run's spec names a known model and a dataset its data root has, of the kind its stage
+    trains on; the folder or file it starts from exists."""
+    from . import stages, tasks
+    kind = stages.get(spec.stage).dataset_kind        # pretraining and finetuning read the world
+    if kind is not None and spec.arch not in ARCHS:
         raise ValueError(f"unknown model {spec.arch!r}; known: {list(ARCHS)}")
     if spec.start_from is not None:
         check_start_from(spec.start_from, f"run {spec.stage} {spec.arch} {spec.dataset}")
-    if spec.stage in ("pretrain", "finetune"):
+    if kind is not None:
         root = _root(spec.world, spec.world_seed)
         if not (root.folder / "datasets" / spec.dataset).is_dir():     # one stat per spec, no listing
             raise ValueError(f"no dataset {spec.dataset!r} in {spec.world!r}; it has {root.datasets}")
-        task = root.info(spec.dataset).task
+        is_pretraining = tasks.is_pretraining(root.info(spec.dataset))
         # pretraining on generated text (text_from) reads a dataset's images: a task's too (Flickr-G)
-        if (task == PRETRAINING) != (spec.stage == "pretrain") and spec.text_from is None:
-            raise ValueError(f"{spec.dataset!r} is a {'pretraining set' if task == PRETRAINING else 'task'}: "
-                             f"it cannot be {'finetuned' if spec.stage == 'finetune' else 'pretrained'} on")
+        if is_pretraining != (kind == PRETRAINING) and spec.text_from is None:
+            raise ValueError(f"{spec.dataset!r} is a {'pretraining set' if is_pretraining else 'task'}: "
+                             f"it cannot be {'pretrained' if kind == PRETRAINING else 'finetuned'} on")
 
 
 def _root(world: str, world_seed: int | None):

@@ -24,7 +24,7 @@ from pathlib import Path
 from .inputs import check_field_types
 from .paths import atomic_write_text, outputs_root
 from .registry import FAILURE_FILE, JOB_FILE, Registry
-from .train import RunSpec
+from .spec import RunSpec
 
 # Recipe.executor → submitit's cluster name. "local": this machine's worker processes
 # (Study's pool, no submitit); "submitit_local": the cluster path run on this machine, to try a

@@ -1,8 +1,10 @@
 """Task metrics, computed as the official evaluators compute them.
 
 VQA accuracy follows ``vqaEval.py`` of the official VQA 2.0 tools (the 2021 HEAD version by
-default, the pre-2021 one with ``version="legacy"``), quirks included: see
-``../shared/notes/formats.md`` §1.4. VizWiz follows the VizWiz API's variant. Multi-label F1
+default, the pre-2021 one with ``version="legacy"``), quirks included: its answer
+normalisation (punctuation, digits, articles, contractions) and its accuracy, min(1, matches
+/ 3) averaged over the ten leave-one-annotator-out subsets (``PythonEvaluationTools/
+vqaEvaluation/vqaEval.py`` in GT-Vision-Lab/VQA). VizWiz follows the VizWiz API's variant. Multi-label F1
 thresholds probabilities at 0.5 and averages macro-F1 over the real labels only. Caption
 quality is COCO's own BLEU-4 and CIDEr(-D) scorers (pycocoevalcap).
 """

@@ -27,7 +27,10 @@ import pandas as pd
 from . import locks
 from .captioner import generated_folder
 from .paths import atomic_write_text, outputs_root
-from .train import PREDICTION_SPLITS, RunSpec, last_checkpoint, predictions_path, train_run
+from .fit import last_checkpoint
+from .spec import RunSpec
+from .stages import PREDICTION_SPLITS, predictions_path
+from .train import train_run
 
 
 FAILURE_FILE, JOB_FILE = "failure.json", "job.json"

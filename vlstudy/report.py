@@ -31,7 +31,7 @@ LINKED_ONLY = ("_runs", "_examples", "_drift")
 SCORECARD_NOTE = ("effect: the claim's pooled effect (the mean of its comparisons, claimed side minus other "
                   "side, per block) with its 95 % interval; mde: the effect this budget detects with 80 % power; "
                   "holding: comparisons that hold after Holm's correction. Decided on blocks (pretraining seeds) "
-                  "with the test set's sampling variance added; see the README, \"Evidence\".")
+                  "with the test set's sampling variance added; see docs/evidence.md.")
 EVIDENCE_TITLE = "Our evidence, comparison by comparison"
 EVIDENCE_NOTE = ("each side's mean ± sd over blocks (number of blocks), the difference with its 95 % t-interval "
                  "(blocks, paired, plus test sampling), the minimum detectable effect, the outcome alone and after "

@@ -19,7 +19,8 @@ from . import tasks
 from .inputs import check_field_types, check_spec_inputs
 from .jobs import ClusterOptions, check_executor, run_as_jobs
 from .registry import Registry
-from .train import STAGES, RunSpec
+from .spec import RunSpec
+from .stages import STAGES
 
 # A Study logs one line per finished run starting with this; ``vlstudy study`` shows those
 # lines of a notebook's kernel as the study's progress.
@@ -45,7 +46,7 @@ class Recipe:
     model: str = "small"
     batch_size: int = 64             # the BERT stage and pretraining
     # Finetuning takes smaller batches: what matters at this scale is the number of updates,
-    # and 600 updates of 32 cost about what 330 of 64 do (README, "Calibration")
+    # and 600 updates of 32 cost about what 330 of 64 do (docs/evidence.md, "Calibration")
     finetune_batch_size: int = 32
     bert_steps: int = 600
     pretrain_steps: int = 1000
@@ -228,12 +229,13 @@ class Study:
                  dict(init="mmf", parent=None, start_from=str(Path(pretrained_on[len(RELEASED):]).resolve()))
                  if released else
                  self._from_bert(block) if pretrained_on == NO_PRETRAINING else dict(init="random", parent=None))
+        schedule = r.schedule(self.finetune_steps(task))
+        record = self._task(task)            # None: not a task (the spec check says so)
         return self._spec(stage="finetune", arch=arch, dataset=task, **start, seed=finetune_seed(block, replicate),
                           frozen_base=frozen, lr=r.frozen_lr if frozen else r.finetune_lr, beta2=0.999,
-                          answer_vocab=r.answer_vocab,
-                          batch_size=r.finetune_batch_size,
-                          max_text_len=r.long_text_len if self._task(task).long_text else r.max_text_len,
-                          **r.schedule(self.finetune_steps(task)))
+                          answer_vocab=r.answer_vocab, batch_size=r.finetune_batch_size,
+                          max_text_len=r.long_text_len if record and record.long_text else r.max_text_len,
+                          **schedule)
 
     def finetune_steps(self, task: str) -> int:
         """Updates for finetuning on ``task``: ``finetune_steps``, or its entry for the task."""
@@ -427,7 +429,7 @@ class Study:
         out = _scores(metrics)
         if self.recipe.test_metric == "soft":
             return out
-        if not self._task(spec.dataset).answers:
+        if not tasks.has_answers(self._root().info(spec.dataset)):
             return {**out, "test_metric": "task metric"}
         if "test_official_score" not in metrics:
             raise ValueError(f"run {spec.id} was trained before runs wrote official scores: delete "
@@ -436,10 +438,15 @@ class Study:
                 "val_score": metrics["val_official_score"], "test_score": metrics["test_official_score"],
                 "test_metric": "official accuracy"}
 
-    def _task(self, dataset: str) -> tasks.Task:
-        """The task record of one of the recipe's world's downstream datasets."""
+    def _root(self):
         from .inputs import _root
-        return tasks.get(_root(self.recipe.world, self.recipe.world_seed).info(dataset).task)
+        return _root(self.recipe.world, self.recipe.world_seed)
+
+    def _task(self, dataset: str) -> tasks.Task | None:
+        """The task record of a dataset of the recipe's world (None: a pretraining set; a
+        dataset the world lacks is left to the spec check, which names what it has)."""
+        root = self._root()
+        return tasks.of(root.info(dataset)) if (root.folder / "datasets" / dataset).is_dir() else None
 
 
 def _replicate(spec: RunSpec, block: int, replicate: int) -> dict:

@@ -161,6 +161,11 @@ def of(info) -> Task | None:
     return None if info.task == PRETRAINING else get(info.task)
 
 
+def is_pretraining(info) -> bool:
+    """Whether a dataset is a pretraining set (it has no task)."""
+    return info.task == PRETRAINING
+
+
 def has_answers(info) -> bool:
     """Whether a dataset's labels are an answer vocabulary (a VQA-like task's)."""
     task = of(info)

@@ -16,6 +16,10 @@ import numpy as np
 import torch
 
 from .. import tasks
+
+# Knuth's multiplicative hash constant (2^32 / golden ratio): spreads consecutive run seeds
+# over 32 bits before they are mixed with a batch's indices, so seeds 0, 1, 2 ... mask unlike
+_GOLDEN = 2654435761
 from .answers import AnswerVocab
 from .features import FeatureStore
 from .records import DatasetInfo, Record, read_info, read_records
@@ -133,7 +137,7 @@ class VLCollator:
             valid = torch.arange(regions)[None, :] < n[:, None]
             batch.update(features=torch.from_numpy(reg["features"]), boxes=torch.from_numpy(reg["boxes"]),
                          region_mask=valid)
-        gen = torch.Generator().manual_seed(zlib.crc32(idx.tobytes()) ^ (self.seed * 2654435761 % 2**32))
+        gen = torch.Generator().manual_seed(zlib.crc32(idx.tobytes()) ^ (self.seed * _GOLDEN % 2**32))
         if self.mlm_probability > 0:
             batch["input_ids"], batch["mlm_labels"] = mask_tokens(
                 batch["input_ids"], tok["special_tokens_mask"].bool(), self.vocab_size,

@@ -106,3 +106,17 @@ def load_bert(model: nn.Module, checkpoint: Path | dict[str, torch.Tensor]) -> L
     used = set(mapping.values())
     return LoadReport(loaded=sorted(mapping), new=sorted(set(params) - set(mapping)),
                       unused=sorted(k for k in state if k not in used))
+
+
+def base_state(path: Path) -> dict[str, torch.Tensor]:
+    """The base model's weights (``base.*``, prefix dropped) from a run's safetensors file."""
+    from safetensors.torch import load_file
+    return {k[len("base."):]: v for k, v in load_file(str(path)).items() if k.startswith("base.")}
+
+
+def load_base_weights(model: nn.Module, path: Path) -> None:
+    """The base (``base.*``) of a finished run's weights into ``model.base``; heads stay new."""
+    missing, unexpected = model.base.load_state_dict(base_state(path), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"weights at {path} do not fit the model: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}")

@@ -3,7 +3,8 @@
 MMF checkpoints of VisualBERT and ViLBERT keep the model under ``model.`` (``model.bert.*``
 the base, ``model.cls.*`` the pretraining heads, ``model.classifier.*`` a task head);
 DDP adds ``module.``, and checkpoints older than the zoo say ``bert.bert.*``. The map
-below is explicit, name by name (``../shared/notes/mmf.md``, "state-dict keys"); every
+below is explicit, name by name, from MMF's ``mmf/models/visual_bert.py`` and
+``vilbert.py`` (1.0.0rc10, the release ``tests/test_mmf_parity.py`` checks it against); every
 weight of ours that the checkpoint should provide must be there with the right shape.
 """
 from __future__ import annotations

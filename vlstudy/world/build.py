@@ -39,7 +39,7 @@ SPLITS = ("train", "val", "test")
 # Bump when the generator changes what a spec builds: built worlds are cached by digest.
 GENERATOR_VERSION = 6             # 5: a deterministic tokenizer vocabulary; 6: VizWiz's
                                   # unanswerable share brought to the real dataset's (~27 %)
-# World seeds by role (see README, "Calibration and confirmation"). Every world knob and
+# World seeds by role (see docs/evidence.md, "Calibration and confirmation"). Every world knob and
 # recipe setting is chosen on validation scores of calibration worlds; the report's verdicts
 # are computed on the confirmation world, whose seed nothing was tuned on. Calibration code
 # (vlstudy.calibration) refuses every world that is not a calibration world.
@@ -62,6 +62,9 @@ def seed_role(seed: int | None) -> str:
 
 PRETRAINING = ("coco", "vqa_p", "cc_small", "cc_full")
 DOWNSTREAM = ("vqa_d", "vizwiz", "snli_ve", "mmimdb")
+# Genres of an MM-IMDB-like movie: 1, 2 or 3 with these probabilities (mean 1.75, a choice of
+# the world; the real dataset has more per movie)
+GENRES_PER_MOVIE = (0.45, 0.35, 0.2)
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ def world_spec(preset: str = "small", seed: int | None = None, **overrides) -> W
 def _rng(spec: WorldSpec, what: str) -> tuple[np.random.Generator, random.Random]:
     """Independent, stable streams per part of the world (so sizes of one part leave others alone)."""
     key = zlib.crc32(what.encode())
+    # 1_000_003 (a prime) folds the seed and the part's crc32 key into one integer for Python's
+    # Random; its value is part of what a world is (changing it would need a GENERATOR_VERSION)
     return np.random.default_rng([spec.seed, key]), random.Random(spec.seed * 1_000_003 + key)
 
 
@@ -251,7 +256,7 @@ class _Builder:
         prior = genre_prior()
         scenes = []
         for _ in range(n):
-            k = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.2]))
+            k = int(rng.choice([1, 2, 3], p=GENRES_PER_MOVIE))
             genres = tuple(sorted(int(g) for g in rng.choice(len(GENRES), size=k, replace=False, p=prior)))
             cats, cols = poster_priors(genres)
             scene, = sample_scenes(VISUAL_DOMAINS["poster"], rng, 1, cats, cols)

@@ -16,7 +16,7 @@ VISUAL_DOMAINS: dict[str, VisualDomain] = {d.name: d for d in (
     # everyday scenes: a few objects among background stuff. More objects make "the dog" a
     # binding problem that small models do not learn within a CPU budget (3-8 objects: no
     # VQA-P gain on VQA-D; 1-3: +7 points on a seed-7 world, +1 to +3 on the seed-0 small
-    # world; see "Calibration" in the README)
+    # world; see docs/evidence.md, "Calibration")
     VisualDomain("coco", 1, 3, (1.2, 1.0, 1.0, 1.0, 0.8, 1.0), camera=0.0, noise=0.3,
                  blur=0.05, crop=0.1, empty=0.0, stuff=2.0, object_scale=0.25),
     # people-centred scenes, close to COCO (SNLI-VE's images)
