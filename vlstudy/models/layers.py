@@ -6,9 +6,19 @@ table (see ``init.py``). Attention runs through ``F.scaled_dot_product_attention
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@dataclass
+class Encoded:
+    """What every base model returns: its streams and the pooled output the heads read."""
+    text: torch.Tensor     # (B, T, text width)
+    image: torch.Tensor    # (B, R, image width)
+    pooled: torch.Tensor   # (B, pooled width): what task heads read
 
 
 def key_mask(mask: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .layers import bert_text_stream, init_weights, key_mask
-from .visual_bert import Encoded
+from .layers import Encoded, bert_text_stream, init_weights, key_mask
 
 
 class TextBert(nn.Module):

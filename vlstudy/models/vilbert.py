@@ -23,8 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import CoAttentionLayer, TransformerLayer, bert_text_stream, init_weights, key_mask
-from .visual_bert import Encoded
+from .layers import CoAttentionLayer, Encoded, TransformerLayer, bert_text_stream, init_weights, key_mask
 
 
 class RegionEmbeddings(nn.Module):

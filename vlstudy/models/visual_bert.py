@@ -10,20 +10,11 @@ References: uclanlp/visualbert ``BertEmbeddingsWithVisualEmbedding``; MMF
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from .config import ModelConfig
-from .layers import bert_text_stream, init_weights, key_mask
-
-
-@dataclass
-class Encoded:
-    text: torch.Tensor     # (B, T, text width)
-    image: torch.Tensor    # (B, R, image width)
-    pooled: torch.Tensor   # (B, pooled width): what task heads read
+from .layers import Encoded, bert_text_stream, init_weights, key_mask
 
 
 class VisualEmbeddings(nn.Module):
