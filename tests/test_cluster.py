@@ -200,6 +200,12 @@ def test_the_executor_options_reach_the_notebooks_that_train(monkeypatch):
     with pytest.raises(ValueError, match="add --executor slurm"):
         executor_settings(SimpleNamespace(executor=None, partition="gpu", account=None, gpus_per_run=None,
                                           time_limit=None))
+    with pytest.raises(ValueError, match="add --executor slurm"):                  # local takes no cluster options
+        executor_settings(SimpleNamespace(executor="local", partition="gpu", account=None, gpus_per_run=None,
+                                          time_limit=None))
+    local = executor_settings(SimpleNamespace(executor="local", partition=None, account=None, gpus_per_run=None,
+                                              time_limit=None))
+    assert local == {"executor": "local"}                  # the profile's launcher (torchrun) stays
 
 
 def test_a_run_another_process_is_training_is_waited_for_not_submitted(tmp_path):
@@ -222,3 +228,43 @@ def test_a_run_another_process_is_training_is_waited_for_not_submitted(tmp_path)
         (folder / "metrics.json").write_text(json.dumps({"mlm_loss": 1.5, "wall_seconds": 1.0}))
     worker.join(timeout=30)
     assert finished == [{"mlm_loss": 1.5, "wall_seconds": 1.0}] and not (folder / "job.json").exists()
+
+
+def test_a_status_probe_is_never_taken_for_a_trainer(tmp_path):
+    """``is_held`` takes the lock for an instant; a request that meets it must not call the
+    run busy (measured before the fix: 11 false RunBusy in 300 requests beside a probe loop)."""
+    import threading
+    folder = tmp_path / "run"
+    folder.mkdir()
+    stop = threading.Event()
+
+    def probe():
+        while not stop.is_set():
+            locks.is_held(folder)
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        for _ in range(100):
+            with locks.hold(folder, lambda: False, wait=False):
+                pass
+    finally:
+        stop.set()
+        prober.join()
+
+
+def test_ranks_above_zero_stop_when_their_rank_zero_failed(tmp_path):
+    """A note of this group with the lock free and no metrics: rank 0 signed and stopped."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with locks.hold(folder, lambda: False):
+        pass                                               # signed as this process's group, released
+    with pytest.raises(RuntimeError, match="rank 0 of this group stopped before the run finished"):
+        locks.wait_for_group_holder(folder, lambda: False, poll_s=0.01)
+    locks.wait_for_group_holder(folder, lambda: True)      # finished: nothing to wait for
+
+
+def test_the_bert_stage_and_the_captioner_start_from_their_random_init(smoke_world):
+    """Whatever init their spec names (the default is "bert"), as before stages were objects."""
+    from vlstudy.train import build_model
+    bert = RunSpec("bert", "bert", "corpus", **TINY)          # init "bert", no parent
+    assert build_model(bert, smoke_world, None) is not None

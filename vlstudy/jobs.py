@@ -128,14 +128,22 @@ class _Board:
         self.on_finished, self.follows, self.ids = on_finished, cluster in _FOLLOWABLE, {s.id for s in todo}
         self.pending, self.jobs, self.held, self.failed = [], {}, {}, {}
         for spec in todo:                     # what another process or an earlier submission has going
-            status = registry.status(spec)
-            job = _follow(registry, spec, cluster) if status == "waiting" and self.follows else None
-            if status == "training":
-                self.held[spec.id] = spec
-            elif job is not None:
-                self.jobs[spec.id] = (spec, job)
-            else:
-                self.pending.append(spec)
+            self._place(spec)
+
+    def _place(self, spec) -> None:
+        """Follow the run's job if an earlier submission's is still queued or running (a
+        requeued one too), wait for another process training it, take it as finished, or
+        keep it to submit."""
+        job = _follow(self.registry, spec, self.cluster) if self.follows else None
+        status = self.registry.status(spec)
+        if job is not None:
+            self.jobs[spec.id] = (spec, job)
+        elif status == "finished":
+            self.on_finished(spec, self.registry.metrics(spec))
+        elif status == "training":
+            self.held[spec.id] = spec
+        else:
+            self.pending.append(spec)
 
     def submit_ready(self) -> None:
         """Submit the pending runs whose parents have finished or, where the engine has job
@@ -158,11 +166,7 @@ class _Board:
             if self.registry.status(run) == "training":
                 continue
             del self.held[run]
-            metrics = self.registry.metrics(spec)
-            if metrics is not None:
-                self.on_finished(spec, metrics)
-            else:
-                self.pending.append(spec)     # its holder stopped without finishing: submit it
+            self._place(spec)                 # finished, requeued, or stopped: submit it again
         for run, (spec, job) in list(self.jobs.items()):
             if not job.done():
                 continue
@@ -218,10 +222,12 @@ def _submit(registry: Registry, spec: RunSpec, cluster: str, options: ClusterOpt
 
 
 def _follow(registry: Registry, spec: RunSpec, cluster: str):
-    """The SLURM job an earlier submission of ``spec`` queued, if the engine still runs it."""
+    """The SLURM job an earlier submission of ``spec`` queued, if the engine still has it
+    queued or running (requeued after a timeout included); None otherwise."""
     import submitit
-    record = json.loads((registry.folder(spec) / JOB_FILE).read_text())
-    if record["engine"] != cluster:
+    path = registry.folder(spec) / JOB_FILE
+    record = json.loads(path.read_text()) if path.exists() else None
+    if record is None or record["engine"] != cluster:
         return None
     job = submitit.SlurmJob(folder=record["folder"], job_id=record["job_id"])
     return None if job.done() else job

@@ -21,6 +21,9 @@ from filelock import FileLock, Timeout
 from .paths import atomic_write_text
 
 LOCK_FILE, HOLDER_FILE = "lock", "holder.json"
+# How long a request tries the lock before it calls the run busy: ``is_held`` probes by taking
+# the lock for an instant, so a request that meets a probe must not mistake it for a trainer
+SETTLE_S = 0.25
 
 
 class RunBusy(RuntimeError):
@@ -40,7 +43,7 @@ def group_id() -> str:
     """What the processes of one DDP group share and no concurrent group does: the address
     their rendezvous listens on (one port, one group at a time), and the job they run in."""
     return ":".join(os.environ.get(k, "") for k in ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")) \
-        + f"/{job_id() or ''}"
+        + f"/{job_id() or ''}/{socket.gethostname()}"
 
 
 def holder(folder: Path) -> dict | None:
@@ -73,18 +76,46 @@ def is_held(folder: Path) -> bool:
     return False
 
 
+def _acquire_or_busy(lock: FileLock) -> bool:
+    """Take the lock if it is free within ``SETTLE_S`` (a probe lets go at once); False if
+    another process holds it."""
+    try:
+        lock.acquire(timeout=SETTLE_S)
+    except Timeout:
+        return False
+    return True
+
+
 def _sign(folder: Path) -> None:
     atomic_write_text(Path(folder) / HOLDER_FILE, json.dumps(
         {"host": socket.gethostname(), "pid": os.getpid(), "job": job_id(), "group": group_id(),
          "since": time.time()}))
 
 
+def _alive(note: dict) -> bool:
+    """Whether the note's process still runs (known only for this host's processes)."""
+    if note["host"] != socket.gethostname():
+        return True
+    try:
+        os.kill(note["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _holder_now(folder: Path, settle_s: float = 2.0) -> dict | None:
-    """The holder's note, giving a holder that has just taken the lock a moment to write it."""
+    """The holder's note, giving a holder that has just taken the lock a moment to write it;
+    None if no live process has signed (the note left is a finished or dead holder's)."""
     deadline = time.time() + settle_s
-    while (note := holder(folder)) is None and time.time() < deadline:
+    while True:
+        note = holder(folder)
+        if note is not None and _alive(note):
+            return note
+        if time.time() >= deadline:
+            return None
         time.sleep(0.05)
-    return note
 
 
 @contextlib.contextmanager
@@ -94,12 +125,10 @@ def hold(folder: Path, finished, wait: bool = True, log=print):
     process: wait for it (saying so once) or, with ``wait=False``, raise ``RunBusy`` naming the
     holder. A holder that will train signs the note at once."""
     lock = _lock(folder)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    if not _acquire_or_busy(lock):
         who = describe(_holder_now(folder))
         if not wait:
-            raise RunBusy(f"run {Path(folder).name} is being trained by {who}") from None
+            raise RunBusy(f"run {Path(folder).name} is being trained by {who}")
         log(f"run {Path(folder).name} is being trained by {who}: waiting for it")
         lock.acquire()
     try:
@@ -127,6 +156,10 @@ def wait_for_group_holder(folder: Path, finished, poll_s: float = 0.5) -> None:
     mine = group_id()
     while not finished():
         note = holder(folder)
-        if note and note.get("group") == mine and is_held(folder):
-            return
+        if note and note.get("group") == mine:
+            if is_held(folder):
+                return
+            if not finished():       # rank 0 signed, let go and wrote no metrics: it failed
+                raise RuntimeError(f"run {Path(folder).name}: rank 0 of this group stopped before the run "
+                                   f"finished (see {Path(folder) / 'failure.json'} and its log)")
         time.sleep(poll_s)

@@ -74,9 +74,16 @@ def resolve(profile: str, name: str, path: Path, given: dict | None = None,
 
 def use_profile(name: str, namespace: dict) -> dict:
     """For the notebook's first code cell: its parameters resolved under the profile its
-    ``profile`` parameter names, written back into ``namespace`` (the notebook's globals)."""
+    ``profile`` parameter names, written back into ``namespace`` (the notebook's globals).
+    Says which values the profile replaced: an edit to the parameters cell that is saved is
+    the cell's default, and a profile that sets the same key wins over it."""
     path = notebooks_dir() / next(p.name for p in notebooks_dir().glob(f"[0-9][0-9]_{name}.ipynb"))
     cell = declared(path)
-    params = resolve(namespace["profile"], name, path, {k: namespace[k] for k in cell if k in namespace})
+    before = {k: namespace[k] for k in cell if k in namespace}
+    params = resolve(namespace["profile"], name, path, before)
+    replaced = sorted(k for k, v in params.items() if k in before and before[k] != v and k != "recipe")
+    if replaced:
+        print(f"profile {namespace['profile']!r} sets {', '.join(replaced)} "
+              f"(params/{namespace['profile']}.yaml; assign a value below this cell to try another)")
     namespace.update(params)
     return params

@@ -77,5 +77,8 @@ def content_digest(path: Path) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()[:12]
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]

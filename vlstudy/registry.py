@@ -163,8 +163,11 @@ class Registry:
             spec, run = json.loads(spec_path.read_text()), spec_path.parent.name
             m = self.metrics(run) or {}
             status = self.status(run)
+            failure, job = self.failure(run), _read_json(spec_path.parent / JOB_FILE)
             note = (locks.describe(locks.holder(spec_path.parent)) if status == "training" else
-                    self.failure(run)["error"] if status == "failed" else "")
+                    failure["error"] if status == "failed" and failure else
+                    f"{job['engine']} job {job['job_id']} (not asked of the engine)" if status == "waiting" and job
+                    else "")
             rows.append({"run": run, "stage": spec["stage"], "arch": spec["arch"],
                          "dataset": spec["dataset"], "init": spec["init"], "frozen": spec["frozen_base"],
                          "seed": spec["seed"], "status": status,

@@ -161,10 +161,10 @@ def executor_settings(args) -> dict:
     cluster = {k: v for k, v in (("partition", args.partition), ("account", args.account),
                                  ("gpus_per_run", args.gpus_per_run), ("time_limit_min", args.time_limit))
                if v is not None}
-    if args.executor is None:
+    if args.executor in (None, "local"):
         if cluster:
             raise ValueError(f"{sorted(cluster)} are options of a cluster executor: add --executor slurm")
-        return {}
+        return {} if args.executor is None else {"executor": "local"}
     # a cluster job starts its own task per GPU: the profile's launcher (torchrun) is for one machine
     return {"executor": args.executor, "launcher": "", **({"cluster": cluster} if cluster else {})}
 
@@ -182,7 +182,7 @@ def main_study(args) -> int:
                   log=lambda *a, **k: print(*a, file=sys.stderr, **k))
     except KeyboardInterrupt:
         done = [r["notebook"] for r in records]
-        stopped = next(n for n in plan if n not in done)
+        stopped = next((n for n in plan if n not in done), done[-1] if done else "?")
         print(f"vlstudy study: interrupted in notebook {stopped!r}"
               + (f", after {', '.join(done)}" if done else "")
               + f". Finished runs are kept in {out_root / 'runs'}; the same command resumes the study: "

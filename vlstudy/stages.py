@@ -47,6 +47,7 @@ class Stage:
     trains = True                   # captions only decodes
     label_names = ("mlm_labels",)   # what the Trainer's evaluation compares predictions with
     starts_from_nothing = False     # may have no parent nor init to start from (the BERT stage)
+    loads_init = True               # its model takes the weights its spec's init names
     reads_regions = True            # its model reads a store's region features
 
     # --- the spec -------------------------------------------------------------------------
@@ -122,7 +123,7 @@ class Stage:
 
 
 class BertStage(Stage):
-    name, masked, starts_from_nothing, reads_regions = "bert", True, True, False
+    name, masked, starts_from_nothing, reads_regions, loads_init = "bert", True, True, False, False
 
     def datasets(self, spec, root: DataRoot, text_dir: Path | None = None) -> dict:
         lines = root.corpus_path.read_text().splitlines()
@@ -141,7 +142,7 @@ class BertStage(Stage):
 
 
 class CaptionerStage(Stage):
-    name, captioning, decodes, label_names = "captioner", True, True, ("labels",)
+    name, captioning, decodes, label_names, loads_init = "captioner", True, True, ("labels",), False
     _collator = captioner.CaptionCollator
 
     def model(self, spec, root: DataRoot) -> nn.Module:

@@ -22,8 +22,11 @@ from .spec import RunSpec
 def build_model(spec: RunSpec, root: DataRoot, parent_dir: Path | None) -> nn.Module:
     """The run's model where training starts: its stage's model, with the weights its init
     names (BERT's, a released MMF checkpoint's, or the parent run's base), the base frozen if
-    the spec says so."""
-    model = stages.get(spec.stage).model(spec, root)
+    the spec says so. The BERT stage and the captioner start from their random init."""
+    stage = stages.get(spec.stage)
+    model = stage.model(spec, root)
+    if not stage.loads_init:
+        return model
     if spec.init == "bert":
         load_bert(model, Path(spec.start_from) if spec.start_from else parent_dir / "bert")
     elif spec.init == "mmf":
