@@ -121,7 +121,7 @@ def world_spec(preset: str = "small", seed: int | None = None, **overrides) -> W
         raise ValueError(f"bad world override {overrides}: {e}") from None
 
 
-def _rng(spec: WorldSpec, what: str) -> tuple[np.random.Generator, random.Random]:
+def streams(spec: WorldSpec, what: str) -> tuple[np.random.Generator, random.Random]:
     """Independent, stable streams per part of the world (so sizes of one part leave others alone)."""
     key = zlib.crc32(what.encode())
     # 1_000_003 (a prime) folds the seed and the part's crc32 key into one integer for Python's
@@ -129,7 +129,7 @@ def _rng(spec: WorldSpec, what: str) -> tuple[np.random.Generator, random.Random
     return np.random.default_rng([spec.seed, key]), random.Random(spec.seed * 1_000_003 + key)
 
 
-def _split_of(i: int, n: int, holdout: float) -> str:
+def split_of(i: int, n: int, holdout: float) -> str:
     """Deterministic split of item ``i`` of ``n``: the last items are val, then test."""
     k = max(1, round(n * holdout))
     return "val" if n - 2 * k <= i < n - k else "test" if i >= n - k else "train"
@@ -140,7 +140,10 @@ def image_ids(store: str, n: int) -> list[str]:
     return [f"{store}_{i:07d}" for i in range(n)]
 
 
-class _Builder:
+class Builder:
+    """Writes a world's parts into ``out``: each dataset from its own streams (``streams``);
+    ``world.points`` uses it for the domain map's generated pretraining sets."""
+
     def __init__(self, spec: WorldSpec, out: Path):
         self.spec, self.out = spec, out
         self.camera = Camera(spec.feature_dim, spec.seed)
@@ -165,7 +168,7 @@ class _Builder:
     # --- image sources and their datasets ----------------------------------------------
     def coco(self):
         s = self.spec
-        rng, trng = _rng(s, "coco")
+        rng, trng = streams(s, "coco")
         n_pool = s.coco_images
         vq_val, vq_test = (-(-n // 2) for n in s.vqa_d[1:])          # 2 questions per image
         scenes = sample_scenes(VISUAL_DOMAINS["coco"], rng, n_pool + vq_val + vq_test)
@@ -174,14 +177,14 @@ class _Builder:
         cap = {sp: [] for sp in SPLITS}
         vqp = {sp: [] for sp in SPLITS}
         for i in range(n_pool):
-            sp = _split_of(i, n_pool, s.pretrain_holdout)
+            sp = split_of(i, n_pool, s.pretrain_holdout)
             for k in range(5):
                 cap[sp].append(Record(f"coco-{i}-{k}", ids[i], describe(scenes[i], captions, trng)))
                 vqp[sp].append(Record(f"vqa_p-{i}-{k}", ids[i], describe(scenes[i], vqa, trng)))
         self.dataset("coco", "pretraining", "coco", cap, visual="coco", textual="captions")
         self.dataset("vqa_p", "pretraining", "coco", vqp, visual="coco", textual="vqa")
         # VQA-D: train on pool (train split) images, evaluate on held-out images
-        pool_train = [i for i in range(n_pool) if _split_of(i, n_pool, s.pretrain_holdout) == "train"]
+        pool_train = [i for i in range(n_pool) if split_of(i, n_pool, s.pretrain_holdout) == "train"]
         held = {"val": range(n_pool, n_pool + vq_val),
                 "test": range(n_pool + vq_val, n_pool + vq_val + vq_test)}
         vqd = {}
@@ -197,7 +200,7 @@ class _Builder:
 
     def cc(self):
         s = self.spec
-        rng, trng = _rng(s, "cc")
+        rng, trng = streams(s, "cc")
         n_small = s.pretraining_pairs
         n_full = n_small * s.cc_full_factor
         scenes = sample_scenes(VISUAL_DOMAINS["cc"], rng, n_full)
@@ -208,7 +211,7 @@ class _Builder:
         # CC-small's images are spread evenly through CC-full, so its splits are CC-full's.
         stride = s.cc_full_factor
         for i in range(n_full):
-            sp = _split_of(i, n_full, s.pretrain_holdout)
+            sp = split_of(i, n_full, s.pretrain_holdout)
             rec = Record(f"cc-{i}", ids[i], describe(scenes[i], alt, trng))
             full[sp].append(rec)
             if i % stride == 0:
@@ -217,7 +220,7 @@ class _Builder:
         self.dataset("cc_small", "pretraining", "cc", small, visual="cc", textual="alttext")
 
     def vizwiz(self):
-        rng, trng = _rng(self.spec, "vizwiz")
+        rng, trng = streams(self.spec, "vizwiz")
         n = sum(self.spec.vizwiz)
         scenes = sample_scenes(VISUAL_DOMAINS["vizwiz"], rng, n)
         ids = self.store("vizwiz", scenes, "vizwiz", rng)
@@ -233,7 +236,7 @@ class _Builder:
         self.dataset("vizwiz", "vizwiz", "vizwiz", recs, visual="vizwiz", textual="vizwiz")
 
     def snli_ve(self):
-        rng, trng = _rng(self.spec, "snli_ve")
+        rng, trng = streams(self.spec, "snli_ve")
         per_split = [-(-k // 3) for k in self.spec.snli_ve]
         scenes = sample_scenes(VISUAL_DOMAINS["flickr"], rng, sum(per_split))
         ids = self.store("flickr", scenes, "flickr", rng)
@@ -251,7 +254,7 @@ class _Builder:
                      label_names=list(STATEMENT_LABELS))
 
     def mmimdb(self):
-        rng, trng = _rng(self.spec, "mmimdb")
+        rng, trng = streams(self.spec, "mmimdb")
         n = sum(self.spec.mmimdb)
         prior = genre_prior()
         scenes = []
@@ -275,7 +278,7 @@ class _Builder:
 
     def corpus(self):
         """Text only, from scenes of every visual domain, in every way the world talks."""
-        rng, trng = _rng(self.spec, "corpus")
+        rng, trng = streams(self.spec, "corpus")
         broad = TEXT_DOMAINS["broad"]
         per_domain = -(-self.spec.corpus_sentences // len(VISUAL_DOMAINS))
         lines = []
@@ -308,7 +311,7 @@ def build_world(spec: WorldSpec, root: Path, progress=None) -> Path:
     tmp = final.with_name(final.name + f".tmp-{time.time_ns()}")
     tmp.mkdir(parents=True)
     try:
-        b = _Builder(spec, tmp)
+        b = Builder(spec, tmp)
         for part in ("coco", "cc", "vizwiz", "snli_ve", "mmimdb", "corpus"):
             if progress:
                 progress(part)

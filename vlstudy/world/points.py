@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from ..data.records import Record
 from ..data.root import DataRoot
 from ..paths import publish_dir
-from .build import WorldSpec, _Builder, _rng, _split_of, image_ids
+from .build import Builder, WorldSpec, image_ids, split_of, streams
 from .domains import TEXT_DOMAINS, VISUAL_DOMAINS
 from .text import describe, interpolate_text
 from .visual import interpolate_visual, sample_scenes
@@ -87,22 +87,22 @@ def build_point(root: DataRoot, point: DomainPoint) -> str:
         return point.name
     spec = _world_spec(root)
     n = spec.pretraining_pairs
-    rng, _ = _rng(spec, f"point-images-{point.store_name}")
+    rng, _ = streams(spec, f"point-images-{point.store_name}")
     domain = interpolate_visual(VISUAL_DOMAINS[point.visual_from], VISUAL_DOMAINS[point.visual_to],
                                 point.visual_t)
     scenes = sample_scenes(domain, rng, n)                       # drawn first: the same for every text
     tmp = root.folder / f".tmp-{point.name}-{time.time_ns()}"
     try:
-        builder = _Builder(spec, tmp)
+        builder = Builder(spec, tmp)
         ids = image_ids(point.store_name, n)
         if not (root.folder / "stores" / point.store_name).exists():
             builder.store(point.store_name, scenes, domain, rng)
         texts = interpolate_text(TEXT_DOMAINS[point.textual_from], TEXT_DOMAINS[point.textual_to],
                                  point.textual_t)
-        _, trng = _rng(spec, f"point-text-{point.name}")
+        _, trng = streams(spec, f"point-text-{point.name}")
         records = {sp: [] for sp in ("train", "val", "test")}
         for i, scene in enumerate(scenes):
-            records[_split_of(i, n, spec.pretrain_holdout)].append(
+            records[split_of(i, n, spec.pretrain_holdout)].append(
                 Record(f"{point.name}-{i}", ids[i], describe(scene, texts, trng)))
         builder.dataset(point.name, "pretraining", point.store_name, records,
                         visual=domain.name, textual=texts.name, point=dataclasses.asdict(point),
