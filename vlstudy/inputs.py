@@ -13,8 +13,8 @@ import ast
 import functools
 from pathlib import Path
 
+from . import tasks
 from .models import ARCHITECTURES
-from .tasks import PRETRAINING
 
 ARCHS = tuple(ARCHITECTURES)
 # Notebook parameters that name things, by what they name
@@ -77,10 +77,9 @@ def known_names(world: str, world_seed: int | None = None) -> dict[str, set]:
     from .data.root import open_data
     from .study import GENERATED, NO_PRETRAINING, RANDOM_INIT
     root = open_data(world, world_seed)
-    tasks = {d: root.info(d).task for d in root.datasets}
-    pretraining = {d for d, t in tasks.items() if t == PRETRAINING}
+    pretraining = {d for d in root.datasets if tasks.is_pretraining(root.info(d))}
     return {"arch": set(ARCHS), "pretraining set": pretraining | set(GENERATED) | {NO_PRETRAINING, RANDOM_INIT},
-            "task": {d for d, t in tasks.items() if t != PRETRAINING}, "dataset": set(tasks)}
+            "task": set(root.datasets) - pretraining, "dataset": set(root.datasets)}
 
 
 def check_names(params: dict, world: str, world_seed: int | None, where: str) -> None:
@@ -128,7 +127,7 @@ def check_what_parameters_name(params: dict, where: str, cwd: Path) -> None:
 def check_spec_inputs(spec) -> None:
     """A run's spec names a known model and a dataset its data root has, of the kind its stage
     trains on; the folder or file it starts from exists."""
-    from . import stages, tasks
+    from . import stages
     kind = stages.get(spec.stage).dataset_kind        # pretraining and finetuning read the world
     if kind is not None and spec.arch not in ARCHS:
         raise ValueError(f"unknown model {spec.arch!r}; known: {list(ARCHS)}")
@@ -140,9 +139,9 @@ def check_spec_inputs(spec) -> None:
             raise ValueError(f"no dataset {spec.dataset!r} in {spec.world!r}; it has {root.datasets}")
         is_pretraining = tasks.is_pretraining(root.info(spec.dataset))
         # pretraining on generated text (text_from) reads a dataset's images: a task's too (Flickr-G)
-        if is_pretraining != (kind == PRETRAINING) and spec.text_from is None:
+        if is_pretraining != (kind == tasks.PRETRAINING) and spec.text_from is None:
             raise ValueError(f"{spec.dataset!r} is a {'pretraining set' if is_pretraining else 'task'}: "
-                             f"it cannot be {'pretrained' if kind == PRETRAINING else 'finetuned'} on")
+                             f"it cannot be {'pretrained' if kind == tasks.PRETRAINING else 'finetuned'} on")
 
 
 def _root(world: str, world_seed: int | None):

@@ -181,11 +181,9 @@ class _Board:
                     child.cancel(check=False)
 
 
-def _executor(registry: Registry, spec: RunSpec, cluster: str, options: ClusterOptions | None = None):
+def _executor(registry: Registry, spec: RunSpec, cluster: str, options: ClusterOptions):
     import submitit
     executor = submitit.AutoExecutor(folder=registry.folder(spec) / "jobs", cluster=cluster)
-    if options is None:
-        return executor
     gpus = options.gpus_per_run if cluster == "slurm" else _local_gpus(options.gpus_per_run)
     executor.update_parameters(
         name=f"vlstudy-{spec.stage}-{spec.id[:10]}", timeout_min=options.time_limit_min, nodes=1,

@@ -21,8 +21,7 @@ import dataclasses
 from pathlib import Path
 
 from .inputs import check_types
-from .paths import notebooks_dir
-from .profiles import load_profile
+from .profiles import load_profile, notebook_paths
 
 
 def declared(path: Path) -> dict:
@@ -37,12 +36,13 @@ def cell_defaults(cell: dict) -> dict:
 
 
 def resolve(profile: str, name: str, path: Path, given: dict | None = None,
-            recipe: dict | None = None) -> dict:
+            recipe: dict | None = None, cell: dict | None = None) -> dict:
     """The parameters notebook ``name`` (at ``path``) runs with under ``profile``: ``given``
     (papermill's or the kernel's values), over the profile, over the cell's defaults;
-    ``recipe``: Recipe settings (the command line's executor) merged into ``recipe``."""
+    ``recipe``: Recipe settings (the command line's executor) merged into ``recipe``; ``cell``:
+    the parameters cell, when the caller has read it already."""
     from .study import Recipe
-    cell = declared(path)
+    cell = cell or declared(path)
     defaults = cell_defaults(cell)
     where = f"profile {profile!r}, notebook {name!r}"
     data = load_profile(profile)
@@ -77,10 +77,10 @@ def use_profile(name: str, namespace: dict) -> dict:
     ``profile`` parameter names, written back into ``namespace`` (the notebook's globals).
     Says which values the profile replaced: an edit to the parameters cell that is saved is
     the cell's default, and a profile that sets the same key wins over it."""
-    path = notebooks_dir() / next(p.name for p in notebooks_dir().glob(f"[0-9][0-9]_{name}.ipynb"))
+    path = notebook_paths()[name]
     cell = declared(path)
     before = {k: namespace[k] for k in cell if k in namespace}
-    params = resolve(namespace["profile"], name, path, before)
+    params = resolve(namespace["profile"], name, path, before, cell=cell)
     replaced = sorted(k for k, v in params.items() if k in before and before[k] != v and k != "recipe")
     if replaced:
         print(f"profile {namespace['profile']!r} sets {', '.join(replaced)} "

@@ -143,6 +143,7 @@ class Study:
         self._specs: dict[str, RunSpec] = {}
         self._pool: ProcessPoolExecutor | None = None     # workers outlive one run_many call
         self._examples: dict[str, object] = {}            # run id -> per-example test scores
+        self._tasks: dict[str, tasks.Task | None] = {}    # dataset -> its task record
 
     def _spec(self, **kw) -> RunSpec:
         r = self.recipe
@@ -429,7 +430,8 @@ class Study:
         out = _scores(metrics)
         if self.recipe.test_metric == "soft":
             return out
-        if not tasks.has_answers(self._root().info(spec.dataset)):
+        record = self._task(spec.dataset)
+        if not (record and record.answers):
             return {**out, "test_metric": "task metric"}
         if "test_official_score" not in metrics:
             raise ValueError(f"run {spec.id} was trained before runs wrote official scores: delete "
@@ -438,15 +440,16 @@ class Study:
                 "val_score": metrics["val_official_score"], "test_score": metrics["test_official_score"],
                 "test_metric": "official accuracy"}
 
-    def _root(self):
-        from .inputs import _root
-        return _root(self.recipe.world, self.recipe.world_seed)
-
     def _task(self, dataset: str) -> tasks.Task | None:
-        """The task record of a dataset of the recipe's world (None: a pretraining set; a
-        dataset the world lacks is left to the spec check, which names what it has)."""
-        root = self._root()
-        return tasks.of(root.info(dataset)) if (root.folder / "datasets" / dataset).is_dir() else None
+        """The task record of a dataset of the recipe's world, read once per Study (None: a
+        pretraining set; a dataset the world lacks is left to the spec check, which names what
+        it has)."""
+        if dataset not in self._tasks:
+            from .inputs import _root
+            root = _root(self.recipe.world, self.recipe.world_seed)
+            has = (root.folder / "datasets" / dataset).is_dir()
+            self._tasks[dataset] = tasks.of(root.info(dataset)) if has else None
+        return self._tasks[dataset]
 
 
 def _replicate(spec: RunSpec, block: int, replicate: int) -> dict:

@@ -16,13 +16,13 @@ import numpy as np
 import torch
 
 from .. import tasks
+from .answers import AnswerVocab
+from .features import FeatureStore
+from .records import DatasetInfo, Record, read_info, read_records
 
 # Knuth's multiplicative hash constant (2^32 / golden ratio): spreads consecutive run seeds
 # over 32 bits before they are mixed with a batch's indices, so seeds 0, 1, 2 ... mask unlike
 _GOLDEN = 2654435761
-from .answers import AnswerVocab
-from .features import FeatureStore
-from .records import DatasetInfo, Record, read_info, read_records
 
 
 class VLDataset(torch.utils.data.Dataset):
