@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from vlstudy import verdicts
-from vlstudy.verdicts import (Comparison, decide, evaluate_claims, evaluate_comparisons, mark_frozen,
-                              pretraining_loss_claims, source_name)
+from vlstudy.sides import Side
+from vlstudy.verdicts import Comparison, decide, evaluate_claims, evaluate_comparisons, pretraining_loss_claims
 
 
 def _rows(cells: dict, blocks=(0, 1, 2), noise=0.1, **extra) -> pd.DataFrame:
@@ -53,25 +53,52 @@ def test_equal_claims_use_their_margin():
 
 def test_size_claims():
     base = {"coco": 60.0, "vqa_p": 61.0, "cc_small": 50.0, "cc_full": 55.0}
-    cells = {("vilbert", f"{d}@{f:g}", "vqa_d"): base[d] + 5 * f for d in base for f in (0.5, 1.0)}
-    claims, detail = evaluate_claims(_rows(cells), "size", ("vilbert",), fractions=(0.5, 1.0))
+    rows = pd.concat([_rows({("vilbert", d, "vqa_d"): base[d] + 5 * f}, fraction=f) for d in base for f in (0.5, 1.0)])
+    claims, detail = evaluate_claims(rows, "size", ("vilbert",), fractions=(0.5, 1.0))
     assert claims.set_index("claim")["decision"].to_dict() == {"C5": "supported", "C6": "supported",
                                                                 "C7": "supported"}
     assert "ViLBERT CC 100%" in " ".join(detail["comparison"])
     with pytest.raises(ValueError, match="unknown claim set"):
-        evaluate_claims(_rows(cells), "fig9")
+        evaluate_claims(rows, "fig9")
 
 
 def test_checkpoint_and_model_claims():
-    score = {("coco:300", False): 60, ("coco:600", False): 58, ("coco:300", True): 40, ("coco:600", True): 45}
-    rows = pd.concat([_rows({("visual_bert", p, "vqa_d"): v}, frozen=f) for (p, f), v in score.items()])
-    claims = evaluate_claims(mark_frozen(rows), "checkpoints", ["visual_bert"], checkpoints=["coco:300", "coco:600"])[0]
+    score = {(300, False): 60, (600, False): 58, (300, True): 40, (600, True): 45}
+    rows = pd.concat([_rows({("visual_bert", "coco", "vqa_d"): v}, frozen=f, pretrain_steps=n)
+                      for (n, f), v in score.items()])
+    checkpoints = [Side("coco", steps=300), Side("coco", steps=600)]
+    claims, detail = evaluate_claims(rows, "checkpoints", ["visual_bert"], checkpoints=checkpoints)
     assert claims.set_index("claim")["decision"].to_dict() == {"C22": "supported", "C23": "supported"}
-    assert source_name("coco:300|frozen") == "COCO 300 updates (frozen base)"
+    assert "VQA-D: VisualBERT COCO 600 updates (frozen base) > VisualBERT COCO 300 updates (frozen base)" in set(
+        detail["comparison"])
     both = pd.concat([_rows({(a, "none", "vqa_d"): 60 + (5 if a == "visual_bert" else 0)}, frozen=False)
                       for a in ("visual_bert", "vilbert")])
-    c21 = evaluate_claims(mark_frozen(both), "models", ["visual_bert", "vilbert"], sources=("none",))[0]
+    c21 = evaluate_claims(both, "models", ["visual_bert", "vilbert"], sources=("none",))[0]
     assert c21.set_index("claim").loc["C21", "decision"] == "supported"
+
+
+def test_a_side_selects_its_cell_by_columns_and_refuses_to_pool_two():
+    """A side's rows come from the results' design columns: a whole set is fraction 1 or no
+    fraction at all (a grid's rows), a run listed in both a grid and a sweep counts once, and a
+    column left open that varies (two checkpoints, whole and frozen) is an error."""
+    grid = _rows({("visual_bert", "ccg", "vqa_d"): 60.0}).assign(run=lambda d: [f"g{b}" for b in d["block"]])
+    sweep = pd.concat([_rows({("visual_bert", "ccg", "vqa_d"): 60.0 - 10 * (f < 1)}, fraction=f) for f in (0.25, 1.0)])
+    sweep["run"] = [f"g{b}" if f == 1 else f"s{b}" for b, f in zip(sweep["block"], sweep["fraction"])]
+    both = pd.concat([grid, sweep], ignore_index=True)
+    assert Side("ccg").rows(both)["run"].tolist() == ["g0", "g1", "g2"]          # whole set, each run once
+    assert Side("ccg", 0.25).rows(both)["run"].tolist() == ["s0", "s1", "s2"]
+    assert Side("ccg", 0.5).rows(both).empty
+    c18 = verdicts.compare(both, Comparison("visual_bert", "vqa_d", Side("ccg", 1.0), Side("ccg", 0.25)))
+    assert c18["difference"] == pytest.approx(10) and c18["blocks"] == 3
+    assert c18["comparison"] == "VQA-D: VisualBERT CCG 100% > VisualBERT CCG 25%"
+    checkpoints = pd.concat([_rows({("visual_bert", "coco", "vqa_d"): 60.0}, pretrain_steps=n, frozen=f)
+                             for n in (300, 600) for f in (False, True)])
+    with pytest.raises(ValueError, match=r"pretrain_steps \[300, 600\]: pin one"):
+        Side("coco").rows(checkpoints)
+    with pytest.raises(ValueError, match=r"frozen \[False, True\]: pin one"):
+        Side("coco", steps=300).rows(checkpoints)
+    assert len(Side("coco", steps=300, frozen=True).rows(checkpoints)) == 3
+    assert Side("vqa_p", steps=300, frozen=True).name() == "VQA-P 300 updates (frozen base)"
 
 
 def test_pretraining_loss_claims_on_blocks():

@@ -64,7 +64,7 @@ def drift_heatmaps(per_layer, archs, sources, fmt: str = ".2g"):
     (arch, pretrained_on, layer)."""
     import matplotlib.pyplot as plt
 
-    from .verdicts import MODEL_NAMES, source_name
+    from .sides import MODEL_NAMES, source_name
     fig, axes = plt.subplots(len(archs), 2, figsize=(9, len(archs) * (0.8 + 0.4 * len(sources))), squeeze=False)
     for row, arch in enumerate(archs):
         for col, measure in enumerate(("l1", "angular")):

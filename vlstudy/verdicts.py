@@ -19,7 +19,7 @@ The words are few and the same everywhere: supported, contradicted, undecided, n
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -28,14 +28,8 @@ from scipy import stats as sps
 from . import stats
 from .paper import claims as paper_claims
 from .paper import table as paper_table
+from .sides import MODEL_NAMES, SOURCE_NAMES, TASK_NAMES, Side, source_name
 
-MODEL_NAMES = {"visual_bert": "VisualBERT", "vilbert": "ViLBERT"}
-SOURCE_NAMES = {"none": "none", "random": "random", "coco": "COCO", "vqa_p": "VQA-P", "cc_small": "CC-small",
-                "cc_full": "CC", "ccg": "CCG",
-                # beyond §3.4: CC's images captioned by a captioner that saw a COCO subset;
-                # Flickr-like (SNLI-VE's) images captioned by the COCO captioner
-                "ccg_subset_captioner": "CCG (captioner on a COCO subset)", "flickr_g": "Flickr-G"}
-TASK_NAMES = {"vqa_d": "VQA-D", "vizwiz": "VizWiz", "snli_ve": "SNLI-VE", "mmimdb": "MM-IMDB"}
 # our (task, metric) → the paper tables' column
 PAPER_COLUMNS = {("vqa_d", "test_score"): "vqa_d_acc", ("vizwiz", "test_score"): "vizwiz_acc",
                  ("snli_ve", "test_score"): "snli_ve_acc", ("mmimdb", "test_score"): "mmimdb_micro_f1",
@@ -57,16 +51,6 @@ COMPARISON_COLUMNS = ["comparison", "claimed side", "other side", "difference", 
                       "mde", "blocks", "outcome", "after Holm", "bootstrap low", "bootstrap high", "reason"]
 CLAIM_COLUMNS = ["claim", "statement", "effect", "low", "high", "unit", "mde", "holding", "comparisons",
                  "decision", "reason"]
-
-
-def source_name(key: str) -> str:
-    """"coco" → "COCO"; a subset "cc_full@0.5" → "CC 50%"; a checkpoint "coco:300" → "COCO 300
-    updates"; "vqa_p|frozen" → "VQA-P (frozen base)"."""
-    key, frozen, _ = key.partition("|frozen")
-    key, _, steps = key.partition(":")
-    base, _, fraction = key.partition("@")
-    return (SOURCE_NAMES[base] + (f" {100 * float(fraction):g}%" if fraction else "")
-            + (f" {steps} updates" if steps else "") + (" (frozen base)" if frozen else ""))
 
 
 def summarize(results: pd.DataFrame, metric: str = "test_score") -> pd.DataFrame:
@@ -109,27 +93,33 @@ def beside_paper(results: pd.DataFrame, paper_name: str, paper_sources: dict | N
 
 @dataclass(frozen=True)
 class Comparison:
+    """Two cells of the results: ``a`` (the side claimed higher, or equal) and ``b``, each a
+    ``Side`` or a pretraining set's name (its whole set)."""
     arch: str
     task: str
-    a: str                   # pretrained_on of the side claimed higher (or equal)
-    b: str
+    a: Side
+    b: Side
     kind: str = "greater"    # "greater", "equal", or "not_greater" (a does not beat b)
     arch_b: str | None = None  # compare two models instead of two pretraining sets
     metric: str = "test_score"
 
+    def __post_init__(self):
+        object.__setattr__(self, "a", Side.of(self.a))
+        object.__setattr__(self, "b", Side.of(self.b))
+
     def label(self) -> str:
-        left = f"{MODEL_NAMES[self.arch]} {source_name(self.a)}"
-        right = f"{MODEL_NAMES[self.arch_b or self.arch]} {source_name(self.b)}"
+        left = f"{MODEL_NAMES[self.arch]} {self.a.name()}"
+        right = f"{MODEL_NAMES[self.arch_b or self.arch]} {self.b.name()}"
         sign = {"greater": ">", "equal": "≈", "not_greater": "≯"}[self.kind]
         metric = "" if self.metric == "test_score" else f" ({self.metric})"
         return f"{TASK_NAMES.get(self.task, self.task)}{metric}: {left} {sign} {right}"
 
 
 # --- one comparison -------------------------------------------------------------------------
-def _arm(results: pd.DataFrame, arch: str, source: str, task: str, metric: str, examples) -> stats.Arm | None:
+def _arm(results: pd.DataFrame, arch: str, side: Side, task: str, metric: str, examples) -> stats.Arm | None:
     """A cell's runs as a ``stats.Arm``: blocks, scores and, where ``examples`` gives them (run
     id → per-example test scores), the per-example scores behind ``test_score``."""
-    sel = results[(results["arch"] == arch) & (results["pretrained_on"] == source) & (results["task"] == task)]
+    sel = side.rows(results[(results["arch"] == arch) & (results["task"] == task)])
     if sel.empty:
         return None
     per_example = None
@@ -338,18 +328,18 @@ def _table1_claims(archs) -> dict[str, list[Comparison]]:
         "C8": [Comparison(m, "vizwiz", "vqa_p", "none") for m in archs],
         "C11": [Comparison("vilbert", "snli_ve", "none", "cc_small")] if "vilbert" in archs else [],
     }
-    return {**out, **_model_claims(archs, variants=("",))}
+    return {**out, **_model_claims(archs, frozen=(False,))}
 
 
 def _size_claims(archs, fractions=(0.25, 0.5, 1.0), task="vqa_d") -> dict[str, list[Comparison]]:
-    """Fig. 3a: sources are "<dataset>@<fraction>" (same updates) and "cc_full@1" (all of CC)."""
+    """Fig. 3a: each set at ``fractions`` of its training split (same updates), and all of CC
+    ("cc_full" at fraction 1, its own number of updates)."""
     lo, hi = min(fractions), max(fractions)
     return {
-        "C5": [Comparison(m, task, f"{d}@{hi:g}", f"{d}@{lo:g}") for m in archs
-               for d in PRETRAINED],
-        "C6": [Comparison(m, task, f"{d}@{f:g}", f"cc_small@{f:g}") for m in archs for f in fractions
+        "C5": [Comparison(m, task, Side(d, hi), Side(d, lo)) for m in archs for d in PRETRAINED],
+        "C6": [Comparison(m, task, Side(d, f), Side("cc_small", f)) for m in archs for f in fractions
                for d in ("coco", "vqa_p")],
-        "C7": [Comparison(m, task, f"{d}@{hi:g}", "cc_full@1") for m in archs for d in ("coco", "vqa_p")],
+        "C7": [Comparison(m, task, Side(d, hi), Side("cc_full", 1.0)) for m in archs for d in ("coco", "vqa_p")],
     }
 
 
@@ -376,31 +366,32 @@ def _distance_claims(archs, task="vqa_d") -> dict[str, list[Comparison]]:
     }
 
 
-def _model_claims(archs, sources=("none",) + PRETRAINED,
-                  variants=("", "|frozen")) -> dict[str, list[Comparison]]:
+def _model_claims(archs, sources=("none",) + PRETRAINED, frozen=(False, True)) -> dict[str, list[Comparison]]:
     """C21: VisualBERT against ViLBERT in every cell; by default over whole and frozen-base
-    results (frozen rows' sources carry "|frozen"), Table 1's over whole results only."""
+    results, Table 1's over whole results only."""
     if not {"visual_bert", "vilbert"} <= set(archs):
         return {}
-    return {"C21": [Comparison("visual_bert", t, s + f, s + f, arch_b="vilbert")
-                    for f in variants for t in TASK_NAMES for s in sources]}
+    return {"C21": [Comparison("visual_bert", t, Side(s, frozen=f), Side(s, frozen=f), arch_b="vilbert")
+                    for f in frozen for t in TASK_NAMES for s in sources]}
 
 
 def _checkpoint_claims(archs, checkpoints=(), task="vqa_d") -> dict[str, list[Comparison]]:
-    """§3.6: ``checkpoints`` are sources ordered from the lowest pretraining validation loss to
-    the highest; finetuned, each beats the next (C22); frozen, the order reverses (C23)."""
+    """§3.6: ``checkpoints`` are ``Side``s of one set at different updates, ordered from the
+    lowest pretraining validation loss to the highest; finetuned, each beats the next (C22);
+    frozen, the order reverses (C23)."""
     pairs = list(zip(checkpoints, checkpoints[1:]))
-    return {"C22": [Comparison(m, task, a, b) for m in archs for a, b in pairs],
-            "C23": [Comparison(m, task, b + "|frozen", a + "|frozen") for m in archs for a, b in pairs]}
+    whole, frozen = (lambda s: replace(s, frozen=False)), (lambda s: replace(s, frozen=True))
+    return {"C22": [Comparison(m, task, whole(a), whole(b)) for m in archs for a, b in pairs],
+            "C23": [Comparison(m, task, frozen(b), frozen(a)) for m in archs for a, b in pairs]}
 
 
 def _synthetic_claims(archs, fractions=(), task="vqa_d") -> dict[str, list[Comparison]]:
-    """§3.4 and Table D.1. Sources: "ccg", "cc_small", "coco", "vqa_p" (whole finetuning);
-    the size sweep's "ccg@<fraction>" for the ``fractions`` swept."""
+    """§3.4 and Table D.1 on whole finetuning: "ccg", "cc_small", "coco", "vqa_p", and CCG at
+    the ``fractions`` of its size sweep."""
     out = {
         "C16": [Comparison(m, task, "ccg", "cc_small") for m in archs],
         "C17": [Comparison(m, task, s, "ccg") for m in archs for s in ("coco", "vqa_p")],
-        "C18": [Comparison(m, task, f"ccg@{max(fractions):g}", f"ccg@{min(fractions):g}") for m in archs]
+        "C18": [Comparison(m, task, Side("ccg", max(fractions)), Side("ccg", min(fractions))) for m in archs]
         if len(fractions) > 1 else [],
         "C20": [Comparison(m, t, "cc_small", "ccg", "not_greater") for m in archs for t in ("vizwiz", "snli_ve")],
     }
@@ -415,13 +406,6 @@ def _synthetic_distance_claims(archs, task="vqa_d") -> dict[str, list[Comparison
 CLAIM_SETS = {"synthetic": _synthetic_claims, "synthetic_distances": _synthetic_distance_claims,
               "table1": _table1_claims, "size": _size_claims, "frozen": _frozen_claims,
               "distances": _distance_claims, "models": _model_claims, "checkpoints": _checkpoint_claims}
-
-
-def mark_frozen(results: pd.DataFrame) -> pd.DataFrame:
-    """Whole and frozen-base rows in one table, frozen sources renamed "<source>|frozen"."""
-    out = results.copy()
-    out["pretrained_on"] = [p + "|frozen" if f else p for p, f in zip(out["pretrained_on"], out["frozen"])]
-    return out
 
 
 def rankings_differ(results: pd.DataFrame, claim: str, task: str, archs, metric: str = "test_score",
@@ -461,15 +445,13 @@ def pretraining_loss_claims(losses: pd.DataFrame, archs, examples=None) -> tuple
     """Table B.1's claims on pretraining validation MLM losses, one loss per pretraining run
     (the block is the replicate). ``losses``: arch, sweep, dataset, fraction, block, mlm_loss.
     C24: same updates, COCO lowest and CC highest; C25: same epochs, more CC lower."""
-    table = losses.assign(pretrained_on=[f"{d}@{f:g}" for d, f in zip(losses["dataset"], losses["fraction"])],
-                          task="pretraining")
+    table = losses.assign(pretrained_on=losses["dataset"], task="pretraining")
     full = table["fraction"][table["sweep"] == "same updates"].max() if (table["sweep"] == "same updates").any() else 1
     cc = sorted(table["fraction"][table["sweep"] == "same epochs"].unique())
-    at = f"@{full:g}"
     claims = {
-        "C24": [Comparison(m, "pretraining", hi + at, lo + at, metric="mlm_loss") for m in archs
+        "C24": [Comparison(m, "pretraining", Side(hi, full), Side(lo, full), metric="mlm_loss") for m in archs
                 for hi, lo in (("vqa_p", "coco"), ("cc_small", "coco"), ("cc_small", "vqa_p"))],
-        "C25": [Comparison(m, "pretraining", f"cc_full@{small:g}", f"cc_full@{big:g}", metric="mlm_loss")
+        "C25": [Comparison(m, "pretraining", Side("cc_full", small), Side("cc_full", big), metric="mlm_loss")
                 for m in archs for small, big in zip(cc, cc[1:])],
     }
     return evaluate_comparisons(table, claims, examples)
@@ -481,9 +463,9 @@ PRIMARY_COLUMNS = ["comparison", "claimed side", "other side", "difference", "lo
 WORDS = {"holds": "supported", "reversed": "contradicted", "fails": "contradicted", "undecided": "undecided"}
 
 
-def _marked(arch: str, task: str, a: str, b: str, frozen: bool = False) -> Comparison:
-    mark = "|frozen" if frozen else ""
-    return Comparison(arch, task, a + mark, b + mark)
+def _within(arch: str, task: str, a: str, b: str, frozen: bool = False) -> Comparison:
+    """Two pretraining sets compared whole or with the base frozen (``frozen`` pins both)."""
+    return Comparison(arch, task, Side(a, frozen=frozen), Side(b, frozen=frozen))
 
 
 def primary_cells(primary: list[dict]) -> list[tuple[str, str, str, bool]]:
@@ -509,11 +491,10 @@ def primary_comparisons(results: pd.DataFrame, primary: list[dict], examples=Non
     its 95 % interval and outcome, Holm's correction over the whole primary family, and the
     decision (supported, contradicted, undecided) after it. ``results``: whole and frozen rows
     (``finetune_grid``'s ``frozen`` column)."""
-    marked = mark_frozen(results)
     done = []
     for entry in primary:
         _check_primary(entry)
-        d = compare(marked, _marked(**entry), examples)
+        d = compare(results, _within(**entry), examples)
         if d is None:
             raise ValueError(f"primary comparison {entry} was not run: the notebook's grid lacks a side")
         done.append({**d, "_metric": "test_score", "_example_set": entry["task"]})
@@ -527,12 +508,11 @@ def sensitivity(results: pd.DataFrame, sets, examples=None) -> pd.DataFrame:
     """Whether the test bed shows pretraining at all: per (arch, task, whole or frozen), does
     some pretraining set of ``sets`` beat direct training, its 95 % interval above 0 after
     Holm over the sets of the cell? Which set wins is an outcome, reported, not a target."""
-    marked = mark_frozen(results)
     rows = []
     for (arch, task, frozen), _ in results.groupby(["arch", "task", "frozen"], sort=False):
         done, names, unjudged = [], [], []
         for s in sets:
-            d = compare(marked, _marked(arch, task, s, "none", frozen), examples)
+            d = compare(results, _within(arch, task, s, "none", bool(frozen)), examples)
             if d is None:
                 continue
             if d["blocks"] < 2:             # one block: no interval; Holm runs over the rest

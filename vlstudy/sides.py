@@ -1,0 +1,75 @@
+"""One side of a comparison: a cell of the results, selected by its columns.
+
+A results row names its pretraining set in ``pretrained_on`` and the rest of the design in
+its own columns: ``fraction`` (of the set's training split), ``pretrain_steps`` and ``frozen``
+(``Study.finetune_grid`` and ``Study.after_pretraining`` write them). A ``Side`` pins the set
+and whichever of those a claim is about; a column it leaves open must not vary among the rows
+it selects, so two cells are never pooled by accident.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+MODEL_NAMES = {"visual_bert": "VisualBERT", "vilbert": "ViLBERT"}
+SOURCE_NAMES = {"none": "none", "random": "random", "coco": "COCO", "vqa_p": "VQA-P", "cc_small": "CC-small",
+                "cc_full": "CC", "ccg": "CCG",
+                # beyond §3.4: CC's images captioned by a captioner that saw a COCO subset;
+                # Flickr-like (SNLI-VE's) images captioned by the COCO captioner
+                "ccg_subset_captioner": "CCG (captioner on a COCO subset)", "flickr_g": "Flickr-G"}
+TASK_NAMES = {"vqa_d": "VQA-D", "vizwiz": "VizWiz", "snli_ve": "SNLI-VE", "mmimdb": "MM-IMDB"}
+
+
+def source_name(source: str) -> str:
+    """The paper's name of a pretraining set ("coco" → "COCO"); a name it lacks as it is."""
+    return SOURCE_NAMES.get(source, source)
+
+
+@dataclass(frozen=True)
+class Side:
+    """``source``: the ``pretrained_on`` value. ``fraction``: of its training split; None is
+    the whole set (rows with fraction 1, or no fraction column: the grids). ``steps``:
+    pretraining updates; ``frozen``: frozen-base rows; None leaves either open."""
+    source: str
+    fraction: float | None = None
+    steps: int | None = None
+    frozen: bool | None = None
+
+    @classmethod
+    def of(cls, side: "Side | str") -> "Side":
+        return side if isinstance(side, Side) else cls(side)
+
+    def name(self) -> str:
+        """"COCO", "CC 50%", "COCO 300 updates", "VQA-P (frozen base)"."""
+        return (source_name(self.source) + (f" {100 * self.fraction:g}%" if self.fraction is not None else "")
+                + (f" {self.steps} updates" if self.steps is not None else "")
+                + (" (frozen base)" if self.frozen else ""))
+
+    def rows(self, results: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``results`` on this side, each run once (a run listed twice, as in a
+        grid and a size sweep, counts once). A design column left open that varies among
+        them is an error naming its values."""
+        sel = results[results["pretrained_on"] == self.source]
+        fraction = _column(sel, "fraction", 1.0)
+        sel = sel[[math.isclose(f, self.fraction or 1.0) for f in fraction]]
+        if self.steps is not None:
+            sel = sel[_column(sel, "pretrain_steps", math.nan) == self.steps]
+        if self.frozen is not None:
+            sel = sel[_column(sel, "frozen", False).astype(bool) == self.frozen]
+        open_columns = [c for c, pinned in (("pretrain_steps", self.steps), ("frozen", self.frozen))
+                        if pinned is None and c in sel]
+        for c in open_columns:
+            values = sorted(set(sel[c].dropna()))
+            if len(values) > 1:
+                raise ValueError(f"{self} selects rows with {c} {values}: pin one (Side(..., "
+                                 f"{'steps' if c == 'pretrain_steps' else c}=...))")
+        return sel.drop_duplicates("run") if "run" in sel else sel
+
+
+def _column(rows: pd.DataFrame, column: str, missing) -> pd.Series:
+    """``rows[column]`` with ``missing`` where the column or a value is absent."""
+    if column not in rows:
+        return pd.Series(missing, index=rows.index)
+    return rows[column].astype(object).where(rows[column].notna(), missing).astype(type(missing))
