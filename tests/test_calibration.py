@@ -3,7 +3,6 @@ calibration worlds only; the confirmation world is another world of the same gen
 import ast
 import inspect
 
-import pandas as pd
 import pytest
 
 from vlstudy import calibration
@@ -36,7 +35,7 @@ def test_runs_on_another_world_seed_are_other_runs(tmp_path):
     assert a.id != b.id and b.data().folder != a.data().folder
     assert b.data().folder.name == f"world-{world_spec('smoke', seed=3).digest()}"
     with pytest.raises(ValueError, match="prepared data root"):
-        from vlstudy.data.root import open_data
+        from vlstudy.roots import open_data
         open_data(str(tmp_path), 3)
 
 

@@ -156,7 +156,7 @@ def test_eval_command(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("results,message", [
-    ("[{\"question_id\": 10, ", "not valid JSON"),
+    ("[{\"question_id\": 10, ", "malformed JSON at line 1"),
     ([{"question_id": 10, "answer": "down"}, {"question_id": 11, "answer": "yes"}],
      "1 annotated question(s) have no result, e.g. [12]"),
     ([{"question_id": 10, "answer": "down"}, {"question_id": 11, "answer": "yes"},

@@ -213,3 +213,46 @@ def test_an_interrupted_study_says_what_finished_and_that_the_command_resumes(mo
     err = capsys.readouterr().err
     assert "interrupted in notebook 'domain_match', after world_tour" in err
     assert "the same command resumes the study" in err and "Traceback" not in err
+
+
+def _imports(package: Path) -> dict[str, set[str]]:
+    """Each module or subpackage of ``package`` (``vlstudy.data``, ``vlstudy.spec``) → the
+    others it imports, at the top or inside a function."""
+    import ast
+    group = lambda parts: ".".join(parts[:2])                      # noqa: E731 vlstudy.data.root → vlstudy.data
+    edges: dict[str, set[str]] = {}
+    for f in package.rglob("*.py"):
+        parts = list(f.relative_to(package.parent).with_suffix("").parts)
+        here = parts[:-1] if parts[-1] == "__init__" else parts
+        pkg = here if parts[-1] == "__init__" else here[:-1]
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = pkg[:len(pkg) - node.level + 1] if node.level else []
+                target = base + (node.module.split(".") if node.module else [])
+                targets = [target + [a.name] if not node.module and node.level else target for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name.split(".") for a in node.names]
+            else:
+                continue
+            for t in targets:
+                if t[:1] == ["vlstudy"] and len(t) > 1 and group(t) != group(here):
+                    edges.setdefault(group(here), set()).add(group(t))
+    return edges
+
+
+def test_no_import_cycles_between_the_packages_modules():
+    """The house reads world → data → models → runs → study → analysis with no arrow back: no
+    module (or subpackage) imports, even lazily, one that imports it back."""
+    edges = _imports(Path(__file__).parents[1] / "vlstudy")
+    reach = {m: set(d) for m, d in edges.items()}
+    changed = True
+    while changed:                                   # transitive closure
+        changed = False
+        for m, seen in reach.items():
+            more = set().union(*(reach.get(d, set()) for d in seen)) - seen
+            if more:
+                seen |= more
+                changed = True
+    cycles = sorted(m for m, seen in reach.items() if m in seen)
+    assert not cycles, f"modules on an import cycle: {cycles}"
+    assert "vlstudy.data" in edges["vlstudy.world"] and "vlstudy.spec" in reach["vlstudy.study"]  # it sees imports

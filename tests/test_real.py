@@ -252,7 +252,7 @@ def test_study_on_prepared_data_from_a_bert_folder_under_a_launcher(round_trip, 
     (the paper profile launches them under torchrun; here the launcher is plain python)."""
     import sys
 
-    from vlstudy.data.root import open_data
+    from vlstudy.roots import open_data
     from vlstudy.real.prepare import install_tokenizer
     from vlstudy.registry import Registry
     from vlstudy.study import Recipe, Study

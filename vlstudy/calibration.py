@@ -25,7 +25,8 @@ import pandas as pd
 
 from . import stats
 from .registry import Registry
-from .study import NO_PRETRAINING, Recipe, Study
+from .sources import NO_PRETRAINING
+from .study import Recipe, Study
 from .world.build import CALIBRATION_SEEDS, seed_role
 
 

@@ -15,9 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.batching import VLCollator
+from .data.batching import VLCollator, base_dataset
 from .device import EVAL_BATCH_SIZE
-from .stages import base_dataset
 
 
 @contextlib.contextmanager

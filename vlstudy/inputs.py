@@ -15,6 +15,8 @@ from pathlib import Path
 
 from . import tasks
 from .models import ARCHITECTURES
+from .roots import open_data
+from .sources import GENERATED, NO_PRETRAINING, RANDOM_INIT, RELEASED
 
 ARCHS = tuple(ARCHITECTURES)
 # Notebook parameters that name things, by what they name
@@ -74,8 +76,6 @@ def check_field_types(obj, where: str) -> None:
 def known_names(world: str, world_seed: int | None = None) -> dict[str, set]:
     """What a data root lets a study name: its architectures, its pretraining sets (with
     direct training, random init and the generated sets) and its tasks."""
-    from .data.root import open_data
-    from .study import GENERATED, NO_PRETRAINING, RANDOM_INIT
     root = open_data(world, world_seed)
     pretraining = {d for d in root.datasets if tasks.is_pretraining(root.info(d))}
     return {"arch": set(ARCHS), "pretraining set": pretraining | set(GENERATED) | {NO_PRETRAINING, RANDOM_INIT},
@@ -85,7 +85,6 @@ def known_names(world: str, world_seed: int | None = None) -> dict[str, set]:
 def check_names(params: dict, world: str, world_seed: int | None, where: str) -> None:
     """Every model, pretraining set and task a notebook's parameters name exists in its data;
     a released checkpoint ("mmf:<file>") must be a file that exists."""
-    from .study import RELEASED
     known = None
     named = [(kind, key, params.get(key)) for kind, keys in NAMES.items() for key in keys]
     for k, entry in enumerate(params.get("primary") or []):     # the primaries name cells too
@@ -109,19 +108,17 @@ def check_start_from(path, where: str) -> None:
         raise FileNotFoundError(f"{where}: {path} does not exist (a BERT folder or MMF checkpoint to start from)")
 
 
-def check_what_parameters_name(params: dict, where: str, cwd: Path) -> None:
+def check_what_parameters_name(params: dict, world: str, world_seed: int | None, where: str, cwd: Path) -> None:
     """What a notebook's parameters point to exists: the BERT folder, and the models,
-    pretraining sets and tasks in its data root (which this opens, building a world preset
-    on first use, as the notebook would). Relative paths are read from ``cwd``, the folder
-    the notebook runs in."""
+    pretraining sets and tasks in its data root (``world`` at ``world_seed``, the Recipe's;
+    opened, and a world preset built on first use, as the notebook would). Relative paths
+    are read from ``cwd``, the folder the notebook runs in."""
     import contextlib
     with contextlib.chdir(cwd):
         recipe = params.get("recipe") or {}
         if recipe.get("bert_dir"):
             check_start_from(recipe["bert_dir"], f"{where}: recipe.bert_dir")
-        from .study import Recipe
-        settings = Recipe.from_params(params)          # None: the recipe's world
-        check_names(params, settings.world, settings.world_seed, where)
+        check_names(params, world, world_seed, where)
 
 
 def check_spec_inputs(spec) -> None:
@@ -152,5 +149,4 @@ def _root(world: str, world_seed: int | None):
 @functools.lru_cache(maxsize=16)
 def _root_under(outputs: str, world: str, world_seed: int | None):
     """The data root (opened once: a Study makes hundreds of specs), per outputs folder."""
-    from .data.root import open_data
     return open_data(world, world_seed)

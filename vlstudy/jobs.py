@@ -207,7 +207,7 @@ def _submit(registry: Registry, spec: RunSpec, cluster: str, options: ClusterOpt
         executor.update_parameters(slurm_dependency="afterok:" + ":".join(parent_jobs))
     folder = registry.folder(spec)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "spec.json", json.dumps(spec.__dict__, indent=1))
+    spec.write(folder)
     (folder / FAILURE_FILE).unlink(missing_ok=True)       # this attempt's outcome replaces it
     submitted = time.time()
     job = executor.submit(_checkpointable_job(), str(registry.root), str(outputs_root()), spec)

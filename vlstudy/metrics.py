@@ -11,12 +11,13 @@ quality is COCO's own BLEU-4 and CIDEr(-D) scorers (pycocoevalcap).
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from .paths import read_json
 
 # --- the official answer normalisation -----------------------------------------------
 CONTRACTIONS = {
@@ -172,16 +173,6 @@ def multilabel_f1(y_true, y_prob, threshold: float = 0.5) -> dict[str, float]:
 
 
 # --- the official VQA 2.0 file formats -------------------------------------------------
-def _load_json(path: Path, what: str):
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} file not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{what} file {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
-
-
 def _require(obj, keys, where: str):
     if not isinstance(obj, dict):
         raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
@@ -193,11 +184,11 @@ def _require(obj, keys, where: str):
 def evaluate_vqa_files(questions: Path, annotations: Path, results: Path,
                        version: str = "official") -> dict:
     """Score a results file in the official VQA 2.0 formats, as ``vqaEval.py`` reports it."""
-    qs = _load_json(questions, "questions")
+    qs = read_json(questions, "questions")
     _require(qs, ["questions"], f"questions file {questions}")
-    anns = _load_json(annotations, "annotations")
+    anns = read_json(annotations, "annotations")
     _require(anns, ["annotations"], f"annotations file {annotations}")
-    res = _load_json(results, "results")
+    res = read_json(results, "results")
     if not isinstance(res, list):
         raise ValueError(f"results file {results}: expected a JSON list of "
                          '{"question_id": int, "answer": str}')

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -29,6 +30,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def read_json(path: Path, what: str):
+    """A JSON file's content; a missing, non-UTF-8 or malformed file is an error naming
+    ``what`` it is (``"questions"``, ``"annotation"``) and where it breaks."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} file {path}: not UTF-8 text (byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{what} file {path}: malformed JSON at line {e.lineno} column {e.colno} "
+                         f"({e.msg})") from None
 
 
 def publish_dir(new: Path, final: Path) -> None:

@@ -28,7 +28,7 @@ from . import locks
 from .captioner import generated_folder
 from .paths import atomic_write_text, outputs_root
 from .fit import last_checkpoint
-from .spec import RunSpec
+from .spec import SPEC_FILE, RunSpec
 from .stages import PREDICTION_SPLITS, predictions_path
 from .train import train_run
 
@@ -85,7 +85,7 @@ class Registry:
         job, note = _read_json(folder / JOB_FILE), locks.holder(folder)
         if job and (note is None or note["since"] < job["submitted"]):
             return "waiting"
-        return "unfinished" if (folder / "spec.json").exists() else "new"
+        return "unfinished" if (folder / SPEC_FILE).exists() else "new"
 
     def run(self, spec: RunSpec, progress: bool = False, wait: bool = True) -> dict:
         """The metrics of ``spec``, training it (or resuming it) only if it has not finished.
@@ -108,7 +108,7 @@ class Registry:
             if not train:                            # trained by the holder we waited for
                 return self.metrics(spec)
             (folder / FAILURE_FILE).unlink(missing_ok=True)
-            atomic_write_text(folder / "spec.json", json.dumps(spec.__dict__, indent=1))
+            spec.write(folder)
             try:
                 metrics = self._train(spec, folder, progress)
             except Exception as e:

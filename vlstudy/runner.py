@@ -49,8 +49,8 @@ def plan_study(profile: str, only: list[str] | None = None, out_root: Path | Non
     with _output_root(out_root):          # a world preset the check opens is built where the kernels look
         for name, params in plan.items():
             where = f"profile {profile!r}, notebook {name!r}"
-            Recipe.from_params(params)     # the recipe's settings: known fields of their types
-            check_what_parameters_name(params, where, notebooks_dir())
+            settings = Recipe.from_params(params)     # the recipe's settings: known fields of their types
+            check_what_parameters_name(params, settings.world, settings.world_seed, where, notebooks_dir())
     return {name: (nbs[name], params) for name, params in plan.items()}
 
 

@@ -10,11 +10,13 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import stages
 from .data.root import DataRoot
 from .models import model_config
-from .paths import content_digest
+from .paths import atomic_write_text, content_digest
+from .roots import data_digest, open_data
 
 # Bump when training code changes what a spec produces: runs are cached by spec.
 # 4: fused AdamW; frozen-base heads on cached base outputs. 5: finetuning writes per-example
@@ -27,6 +29,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # which compute what the runs before them computed
 ADDED_SINCE_VERSION = {"precision": "fp32", "answer_vocab": None}
 NOT_IN_ID = ("loader_workers",)     # how a run is fed, not what it computes
+SPEC_FILE = "spec.json"
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class RunSpec:
     arch: str                      # "bert" (BERT stage), "visual_bert", "vilbert" or "captioner"
     dataset: str                   # "corpus" for the BERT stage; else a dataset of the world
                                    # (for "captions": the dataset whose images are captioned)
-    world: str = "small"           # world preset, or a prepared data root's path (data.root.open_data)
+    world: str = "small"           # world preset, or a prepared data root's path (roots.open_data)
     world_seed: int | None = None  # a preset's world at this seed (None: the preset's own, 0)
     model: str = "small"           # model config preset
     init: str = "bert"             # "bert" (parent = BERT stage), "pretrained" (parent = pretrain run), "random"
@@ -111,7 +114,6 @@ class RunSpec:
     def id(self) -> str:
         """Content address: the spec, and what its world, model and ``start_from`` names
         resolve to today (a BERT folder replaced in place gives new runs, not stale ones)."""
-        from .data.root import data_digest
         fields = dataclasses.asdict(self)
         for name in NOT_IN_ID:
             del fields[name]
@@ -130,8 +132,15 @@ class RunSpec:
 
     def data(self) -> DataRoot:
         """The data root the run reads (its world, at its world seed)."""
-        from .data.root import open_data
         return open_data(self.world, self.world_seed)
 
     def replace(self, **changes) -> "RunSpec":
         return dataclasses.replace(self, **changes)
+
+    def write(self, folder: Path) -> None:
+        """``spec.json`` in a run's folder: written first, so an unfinished run says what it is."""
+        atomic_write_text(Path(folder) / SPEC_FILE, json.dumps(self.__dict__, indent=1))
+
+    @classmethod
+    def read(cls, folder: Path) -> "RunSpec":
+        return cls(**json.loads((Path(folder) / SPEC_FILE).read_text()))

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import captioner, tasks
-from .data.batching import TextDataset, VLCollator
+from .data.batching import TextDataset, VLCollator, base_dataset
 from .data.root import DataRoot
 from .device import EVAL_BATCH_SIZE, process_device
 from .models import ForClassification, ForPretraining, build_base, model_config
@@ -166,15 +166,14 @@ class CaptionsStage(CaptionerStage):
             raise ValueError("a captions run decodes with a trained captioner: init 'pretrained', "
                              "parent = the captioner run")
 
-    def decode(self, spec, folder: Path, root: DataRoot, captioner_dir: Path) -> dict:
+    def decode(self, spec, folder: Path, root: DataRoot, captioner_dir: Path, trained) -> dict:
+        """``trained``: the captioner's spec (the parent run in ``captioner_dir``)."""
         import shutil
 
         from safetensors.torch import load_model
 
-        from .spec import RunSpec
         if int(os.environ.get("RANK", "0")) != 0:
             return {}               # under torchrun one process decodes and writes; the others rest
-        trained = RunSpec(**json.loads((captioner_dir / "spec.json").read_text()))
         model = CAPTIONER.model(trained, root)
         store = root.info(spec.dataset).store
         if root.store(store).dim != model.regions[0].in_features - 5:
@@ -275,11 +274,6 @@ def _subset(dataset, fraction: float, seed: int):
     n = max(1, round(len(dataset) * fraction))
     keep = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:n])
     return torch.utils.data.Subset(dataset, keep.tolist())
-
-
-def base_dataset(ds):
-    """A split without its ``train_fraction`` subset wrapper."""
-    return ds.dataset if isinstance(ds, torch.utils.data.Subset) else ds
 
 
 def classifier_labels(spec, root: DataRoot) -> list[str]:

@@ -19,18 +19,13 @@ from . import tasks
 from .inputs import check_field_types, check_spec_inputs
 from .jobs import ClusterOptions, check_executor, run_as_jobs
 from .registry import Registry
+from .sources import GENERATED, NO_PRETRAINING, RANDOM_INIT, RELEASED
 from .spec import RunSpec
 from .stages import STAGES
 
 # A Study logs one line per finished run starting with this; ``vlstudy study`` shows those
 # lines of a notebook's kernel as the study's progress.
 RUN_LOG_PREFIX = "[run] "
-NO_PRETRAINING = "none"     # direct training from the BERT stage (the paper's "-" rows)
-RANDOM_INIT = "random"      # no BERT either (Supp. C.1)
-RELEASED = "mmf:"           # "mmf:<file>": a released MMF checkpoint (the paper's zoo weights)
-# Pretraining sets of generated text: name → (the dataset whose images are captioned, the
-# captioning set the captioner learns from). CCG (§3.4): CC's images, a COCO captioner.
-GENERATED = {"ccg": ("cc_small", "coco")}
 
 
 FINETUNE_STEPS = {"vqa_d": 600, "vizwiz": 300, "snli_ve": 300, "mmimdb": 300}

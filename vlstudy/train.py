@@ -56,7 +56,7 @@ def _train_run(spec: RunSpec, folder: Path, root: DataRoot, parent_dir: Path | N
     set_seed(spec.seed)
     stage = stages.get(spec.stage)
     if not stage.trains:
-        return stage.decode(spec, folder, root, parent_dir)
+        return stage.decode(spec, folder, root, parent_dir, RunSpec.read(parent_dir))
     data = stage.datasets(spec, root, text_dir)
     model = build_model(spec, root, parent_dir)
     collators = stage.collators(spec, root, data)

@@ -50,6 +50,11 @@ class VLDataset(torch.utils.data.Dataset):
         return i          # the collator gathers everything for a batch of indices at once
 
 
+def base_dataset(ds):
+    """A split without its ``train_fraction`` subset wrapper."""
+    return ds.dataset if isinstance(ds, torch.utils.data.Subset) else ds
+
+
 class TextDataset(torch.utils.data.Dataset):
     """Text only (the stand-in BERT stage's corpus): tokens, no regions, no targets."""
 

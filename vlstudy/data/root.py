@@ -5,16 +5,25 @@ Both a built synthetic world and prepared real data have this layout (``datasets
 """
 from __future__ import annotations
 
-import hashlib
+import re
 from functools import cached_property
 from pathlib import Path
 
 from .. import tasks
-from ..paths import content_digest
 from .answers import ANSWER_VOCAB_SIZES, AnswerVocab
 from .batching import VLDataset
 from .features import FeatureStore
 from .records import DatasetInfo, Record, read_info, read_records
+
+
+# Datasets written into a root on demand (``world.points``' domain points: "mix<version>_..."):
+# found by name, not listed, so what a world holds stays the same.
+ON_DEMAND = re.compile(r"mix\d+_")
+
+
+def is_on_demand(dataset: str) -> bool:
+    """A dataset written on demand (a domain point, of any version of its generator)."""
+    return ON_DEMAND.match(dataset) is not None
 
 
 class DataRoot:
@@ -32,8 +41,8 @@ class DataRoot:
     def datasets(self) -> list[str]:
         """The root's own datasets. Domain points (``world.points``), generated into a world's
         folder on demand, are found by name but not listed: what a world holds stays the same."""
-        from ..world.points import is_point
-        return sorted(p.name for p in (self.folder / "datasets").iterdir() if p.is_dir() and not is_point(p.name))
+        return sorted(p.name for p in (self.folder / "datasets").iterdir()
+                      if p.is_dir() and not is_on_demand(p.name))
 
     def _dataset_dir(self, name: str) -> Path:
         path = self.folder / "datasets" / name
@@ -89,37 +98,3 @@ class DataRoot:
                              f"{info.meta.get('images_from')!r} (store {info.store!r}), not those of "
                              f"{images_from!r} (store {expected!r})")
         return VLDataset(Path(folder), split, self.tokenizer, self.store(info.store), max_text_len)
-
-
-def open_data(name: str, world_seed: int | None = None) -> DataRoot:
-    """A data root by name: a synthetic world preset ("smoke", "small", "full"), at its own
-    seed or at ``world_seed``, built on first use; or the path of a folder ``vlstudy prepare``
-    wrote (the real datasets, which have no seed)."""
-    from ..world import PRESETS, open_world
-    if name in PRESETS:
-        return open_world(name, seed=world_seed)
-    if world_seed is not None:
-        raise ValueError(f"world_seed {world_seed} is for the synthetic world presets; "
-                         f"{name!r} is a prepared data root")
-    folder = Path(name).expanduser()
-    if not (folder / "datasets").is_dir():
-        raise ValueError(f"data {name!r} is neither a world preset ({sorted(PRESETS)}) nor a "
-                         f"prepared data root (a folder with datasets/; see `vlstudy prepare`)")
-    return DataRoot(folder)
-
-
-def data_digest(name: str, dataset: str | None = None, world_seed: int | None = None) -> str:
-    """What a run on ``dataset`` of ``name`` depends on: a world's spec; for a prepared root,
-    that dataset's description and its store's list of images, not the root's other datasets
-    (preparing one more leaves finished runs valid)."""
-    from ..world import PRESETS, world_spec
-    if name in PRESETS:
-        return world_spec(name, seed=world_seed).digest()
-    root = open_data(name, world_seed)
-    info = root.folder / "datasets" / str(dataset) / "dataset.json"
-    if not info.exists():                                   # e.g. the BERT stage's "corpus"
-        return hashlib.sha256(str(root.folder.resolve()).encode()).hexdigest()[:12]
-    store = root.folder / "stores" / read_info(info.parent).store / "image_ids.json"
-    return content_digest(info)[:6] + content_digest(store)[:6]
-
-

@@ -9,11 +9,11 @@ annotation and feature files meet on them.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
 from ..data.records import Record, iter_jsonl
+from ..paths import read_json
 
 SNLI_LABELS = ("entailment", "neutral", "contradiction")      # MMF's order (0, 1, 2)
 # Arevalo et al.'s 23 MM-IMDB genres, most frequent first (the usual label order)
@@ -46,15 +46,7 @@ def image_key(name, numeric: bool) -> str:
 
 # --- plumbing -----------------------------------------------------------------------------
 def load_json(path: Path):
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"annotation file not found: {path}")
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg})") from None
+    return read_json(path, "annotation")
 
 
 def _get(obj, key: str, where: str, kind=None):

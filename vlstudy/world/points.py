@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 import time
 from dataclasses import dataclass
 
 from ..data.records import Record
-from ..data.root import DataRoot
+from ..data.root import ON_DEMAND, DataRoot
 from ..paths import publish_dir
 from .build import Builder, WorldSpec, image_ids, split_of, streams
 from .domains import TEXT_DOMAINS, VISUAL_DOMAINS
@@ -31,6 +30,8 @@ from .visual import interpolate_visual, sample_scenes
 # ids of runs on it): a new version builds new folders, never reuses an old version's.
 POINTS_VERSION = 1
 PREFIX = f"mix{POINTS_VERSION}_"
+if not ON_DEMAND.match(PREFIX):         # a data root lists every dataset but these
+    raise ImportError(f"domain points' prefix {PREFIX!r} is not data.root.ON_DEMAND ({ON_DEMAND.pattern})")
 # Domains a point can lie between (posters' scenes need genres; plots are not pretraining text).
 _NO_POINTS = {"poster", "plots", "broad", "questions"}
 
@@ -68,11 +69,6 @@ class DomainPoint:
     def name(self) -> str:
         """The dataset's name, e.g. ``mix1_cc-coco_0.50_alttext-vqa_1.00``."""
         return f"{self.store_name}_{self.textual_from}-{self.textual_to}_{self.textual_t:.2f}"
-
-
-def is_point(dataset: str) -> bool:
-    """A domain point's dataset, of any version of the generator."""
-    return re.match(r"mix\d+_", dataset) is not None
 
 
 def build_point(root: DataRoot, point: DomainPoint) -> str:
