@@ -106,9 +106,15 @@ def test_paper_data():
         table("table9")
 
 
-def test_run_record_written(tmp_path):
+def test_run_record_written(tmp_path, capfd):
+    import glob
+    import tempfile
+    sockets = set(glob.glob(f"{tempfile.gettempdir()}/vlstudy-kernel-*"))
     recs = runner.run_study("smoke", only=["world_tour"], out_root=tmp_path, log=lambda *a, **k: None)
     assert recs[0]["status"] == "ok"
+    console = capfd.readouterr().err            # the kernel's own stderr: over Unix sockets, no TCP warning
+    assert "without encryption" not in console and "KeyboardInterrupt" not in console
+    assert set(glob.glob(f"{tempfile.gettempdir()}/vlstudy-kernel-*")) == sockets   # its socket folder removed
     rec = json.loads((tmp_path / "smoke" / "notebooks" / "01_world_tour.json").read_text())
     assert rec["parameters"]["world"] == "smoke" and rec["seconds"] > 0
 
