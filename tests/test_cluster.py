@@ -217,7 +217,7 @@ def test_a_run_another_process_is_training_is_waited_for_not_submitted(tmp_path)
     registry = Registry(tmp_path, log=lambda m: None)
     folder = registry.folder(spec)
     folder.mkdir(parents=True)
-    (folder / "spec.json").write_text(json.dumps(spec.__dict__))
+    spec.write(folder)
     finished = []
     with locks.hold(folder, lambda: False):
         assert registry.status(spec) == "training"

@@ -106,15 +106,21 @@ def test_paper_data():
         table("table9")
 
 
-def test_run_record_written(tmp_path, capfd):
-    import glob
+def test_run_record_written(tmp_path, capfd, monkeypatch):
     import tempfile
-    sockets = set(glob.glob(f"{tempfile.gettempdir()}/vlstudy-kernel-*"))
+    sockets = tmp_path / "sockets"
+    sockets.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(sockets))
     recs = runner.run_study("smoke", only=["world_tour"], out_root=tmp_path, log=lambda *a, **k: None)
     assert recs[0]["status"] == "ok"
     console = capfd.readouterr().err            # the kernel's own stderr: over Unix sockets, no TCP warning
     assert "without encryption" not in console and "KeyboardInterrupt" not in console
-    assert set(glob.glob(f"{tempfile.gettempdir()}/vlstudy-kernel-*")) == sockets   # its socket folder removed
+    assert not list(sockets.iterdir())          # the kernel's socket folder removed
+    import asyncio
+    never_started = runner._kernel_manager_class()(kernel_name="python3")
+    assert len(list(sockets.iterdir())) == 1
+    asyncio.run(never_started.cleanup_resources())      # nbclient's call for a dead kernel
+    assert not list(sockets.iterdir())
     rec = json.loads((tmp_path / "smoke" / "notebooks" / "01_world_tour.json").read_text())
     assert rec["parameters"]["world"] == "smoke" and rec["seconds"] > 0
 

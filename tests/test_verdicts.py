@@ -93,11 +93,18 @@ def test_a_side_selects_its_cell_by_columns_and_refuses_to_pool_two():
     assert c18["comparison"] == "VQA-D: VisualBERT CCG 100% > VisualBERT CCG 25%"
     checkpoints = pd.concat([_rows({("visual_bert", "coco", "vqa_d"): 60.0}, pretrain_steps=n, frozen=f)
                              for n in (300, 600) for f in (False, True)])
-    with pytest.raises(ValueError, match=r"pretrain_steps \[300, 600\]: pin one"):
+    with pytest.raises(ValueError, match=r"steps \[300, 600\]: pin one"):
         Side("coco").rows(checkpoints)
     with pytest.raises(ValueError, match=r"frozen \[False, True\]: pin one"):
         Side("coco", steps=300).rows(checkpoints)
     assert len(Side("coco", steps=300, frozen=True).rows(checkpoints)) == 3
+    no_mark = pd.concat([_rows({("visual_bert", "coco", "vqa_d"): 60.0}), _rows({("visual_bert", "coco", "vqa_d"): 50.0},
+                                                                                frozen=True)])
+    with pytest.raises(ValueError, match=r"frozen \[False, True\]"):    # no frozen value is whole, not either
+        Side("coco").rows(no_mark)
+    assert list(Side("vqa_p").rows(both).columns) == list(both.columns)     # nothing there: an empty table
+    unnamed = pd.concat([_rows({("visual_bert", "coco", "vqa_d"): 60.0})] * 2).assign(run=None)
+    assert len(Side("coco").rows(unnamed)) == 6                              # rows without a run id all count
     assert Side("vqa_p", steps=300, frozen=True).name() == "VQA-P 300 updates (frozen base)"
 
 

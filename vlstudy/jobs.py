@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .inputs import check_field_types
-from .paths import atomic_write_text, outputs_root
+from .paths import atomic_write_text, outputs_root, read_json
 from .registry import FAILURE_FILE, JOB_FILE, Registry
 from .spec import RunSpec
 
@@ -224,7 +224,7 @@ def _follow(registry: Registry, spec: RunSpec, cluster: str):
     queued or running (requeued after a timeout included); None otherwise."""
     import submitit
     path = registry.folder(spec) / JOB_FILE
-    record = json.loads(path.read_text()) if path.exists() else None
+    record = read_json(path, "job record", missing_ok=True)
     if record is None or record["engine"] != cluster:
         return None
     job = submitit.SlurmJob(folder=record["folder"], job_id=record["job_id"])

@@ -32,11 +32,13 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def read_json(path: Path, what: str):
-    """A JSON file's content; a missing, non-UTF-8 or malformed file is an error naming
-    ``what`` it is (``"questions"``, ``"annotation"``) and where it breaks."""
+def read_json(path: Path, what: str, missing_ok: bool = False):
+    """A JSON file's content; a missing (unless ``missing_ok``: None), non-UTF-8 or malformed
+    file is an error naming ``what`` it is (``"questions"``, ``"annotation"``) and where it breaks."""
     path = Path(path)
     if not path.exists():
+        if missing_ok:
+            return None
         raise FileNotFoundError(f"{what} file not found: {path}")
     try:
         return json.loads(path.read_bytes().decode("utf-8"))

@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import locks
 from .captioner import generated_folder
-from .paths import atomic_write_text, outputs_root
+from .paths import atomic_write_text, outputs_root, read_json
 from .fit import last_checkpoint
 from .spec import SPEC_FILE, RunSpec
 from .stages import PREDICTION_SPLITS, predictions_path
@@ -37,15 +37,16 @@ FAILURE_FILE, JOB_FILE = "failure.json", "job.json"
 # What a run's folder says about it (``status``): finished, being trained now, submitted as a
 # cluster job that has not started, failed (with its error), started and stopped (killed, timed
 # out, interrupted: asking again resumes it), or never asked for.
+def _run_file(path: Path) -> dict | None:
+    """A run folder's JSON record (metrics, job, failure), None where it is not written."""
+    return read_json(path, "run", missing_ok=True)
+
+
 STATUSES = ("finished", "training", "waiting", "failed", "unfinished", "new")
 
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 class Registry:
@@ -57,7 +58,7 @@ class Registry:
         return self.root / (spec_or_id if isinstance(spec_or_id, str) else spec_or_id.id)
 
     def metrics(self, spec_or_id: RunSpec | str) -> dict | None:
-        return _read_json(self.folder(spec_or_id) / "metrics.json")
+        return _run_file(self.folder(spec_or_id) / "metrics.json")
 
     def predictions(self, spec_or_id: RunSpec | str, split: str = "test") -> pd.DataFrame:
         """A finetuning run's per-example predictions on ``split`` ("val" or "test"): one row
@@ -82,7 +83,7 @@ class Registry:
             return "training"
         if (folder / FAILURE_FILE).exists():
             return "failed"
-        job, note = _read_json(folder / JOB_FILE), locks.holder(folder)
+        job, note = _run_file(folder / JOB_FILE), locks.holder(folder)
         if job and (note is None or note["since"] < job["submitted"]):
             return "waiting"
         return "unfinished" if (folder / SPEC_FILE).exists() else "new"
@@ -132,12 +133,12 @@ class Registry:
 
     def failure(self, spec_or_id: RunSpec | str) -> dict | None:
         """What a failed run left: its error, traceback, and who ran it."""
-        return _read_json(self.folder(spec_or_id) / FAILURE_FILE)
+        return _run_file(self.folder(spec_or_id) / FAILURE_FILE)
 
     def log_path(self, spec_or_id: RunSpec | str) -> Path | None:
         """Where the run's log is: its cluster job's stderr, else its TensorBoard folder."""
         folder = self.folder(spec_or_id)
-        job = _read_json(folder / JOB_FILE)
+        job = _run_file(folder / JOB_FILE)
         if job:
             return Path(job["stderr"])
         return folder / "trainer" if (folder / "trainer").exists() else None
@@ -159,11 +160,11 @@ class Registry:
         """Every run with its status, headline metric and log (for ``vlstudy runs``); a training
         run's holder, a failed run's error."""
         rows = []
-        for spec_path in sorted(self.root.glob("*/spec.json")):
+        for spec_path in sorted(self.root.glob(f"*/{SPEC_FILE}")):
             spec, run = json.loads(spec_path.read_text()), spec_path.parent.name
             m = self.metrics(run) or {}
             status = self.status(run)
-            failure, job = self.failure(run), _read_json(spec_path.parent / JOB_FILE)
+            failure, job = self.failure(run), _run_file(spec_path.parent / JOB_FILE)
             note = (locks.describe(locks.holder(spec_path.parent)) if status == "training" else
                     failure["error"] if status == "failed" and failure else
                     f"{job['engine']} job {job['job_id']} (not asked of the engine)" if status == "waiting" and job

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 
 from .paper import claims as paper_claims
-from .paths import atomic_write_text, outputs_root
+from .paths import atomic_write_text, outputs_root, read_json
 from .profiles import notebook_paths
 from .verdicts import readable
 
@@ -52,7 +51,7 @@ def _sections(base: Path) -> list[dict]:
     out = []
     for name, path in notebook_paths().items():
         record_path = base / "notebooks" / f"{path.stem}.json"
-        record = json.loads(record_path.read_text()) if record_path.exists() else None
+        record = read_json(record_path, "notebook record", missing_ok=True)
         tables = sorted((base / "tables").glob(f"{name}_*.csv"))
         decisions = [t for t in tables if t.stem in (f"{name}_claims", f"{name}_comparisons")]
         frames = {t.stem.rsplit("_", 1)[1]: pd.read_csv(t) for t in decisions}

@@ -42,5 +42,3 @@ def data_digest(name: str, dataset: str | None = None, world_seed: int | None = 
         return hashlib.sha256(str(root.folder.resolve()).encode()).hexdigest()[:12]
     store = root.folder / "stores" / read_info(info.parent).store / "image_ids.json"
     return content_digest(info)[:6] + content_digest(store)[:6]
-
-

@@ -123,8 +123,12 @@ def _kernel_manager_class():
 
     class QuietKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
-            self._socket_dir = tempfile.mkdtemp(prefix="vlstudy-kernel-")
-            super().__init__(transport="ipc", ip=f"{self._socket_dir}/kernel", **kwargs)
+            folder = tempfile.mkdtemp(prefix="vlstudy-kernel-")
+            if len(folder) > 90:            # a Unix socket's path has at most 104-108 bytes
+                shutil.rmtree(folder)
+                folder = tempfile.mkdtemp(prefix="vlstudy-kernel-", dir="/tmp")
+            self._socket_dir = folder
+            super().__init__(transport="ipc", ip=f"{folder}/kernel", **kwargs)
 
         async def _async_interrupt_kernel(self) -> None:
             if not self.shutting_down:
@@ -134,6 +138,8 @@ def _kernel_manager_class():
             await super()._async_cleanup_resources(restart)
             if not restart:
                 shutil.rmtree(self._socket_dir, ignore_errors=True)
+        # nbclient calls this one for a kernel that died or never started
+        cleanup_resources = _async_cleanup_resources
     return QuietKernelManager
 
 

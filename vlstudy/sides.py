@@ -1,8 +1,9 @@
 """One side of a comparison: a cell of the results, selected by its columns.
 
 A results row names its pretraining set in ``pretrained_on`` and the rest of the design in
-its own columns: ``fraction`` (of the set's training split), ``pretrain_steps`` and ``frozen``
-(``Study.finetune_grid`` and ``Study.after_pretraining`` write them). A ``Side`` pins the set
+its own columns: ``frozen`` (``Study.finetune_grid`` and ``Study.after_pretraining``),
+``fraction`` of the set's training split and ``pretrain_steps`` (``after_pretraining``; a
+grid's rows are whole sets at the recipe's updates). A ``Side`` pins the set
 and whichever of those a claim is about; a column it leaves open must not vary among the rows
 it selects, so two cells are never pooled by accident.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 MODEL_NAMES = {"visual_bert": "VisualBERT", "vilbert": "ViLBERT"}
@@ -52,20 +54,18 @@ class Side:
         grid and a size sweep, counts once). A design column left open that varies among
         them is an error naming its values."""
         sel = results[results["pretrained_on"] == self.source]
-        fraction = _column(sel, "fraction", 1.0)
-        sel = sel[[math.isclose(f, self.fraction or 1.0) for f in fraction]]
+        whole = 1.0 if self.fraction is None else self.fraction
+        sel = sel[np.isclose(_column(sel, "fraction", 1.0).to_numpy(float), whole)]
+        steps, frozen = _column(sel, "pretrain_steps", math.nan), _column(sel, "frozen", False)
         if self.steps is not None:
-            sel = sel[_column(sel, "pretrain_steps", math.nan) == self.steps]
+            sel, steps, frozen = (x[(steps == self.steps).to_numpy()] for x in (sel, steps, frozen))
         if self.frozen is not None:
-            sel = sel[_column(sel, "frozen", False).astype(bool) == self.frozen]
-        open_columns = [c for c, pinned in (("pretrain_steps", self.steps), ("frozen", self.frozen))
-                        if pinned is None and c in sel]
-        for c in open_columns:
-            values = sorted(set(sel[c].dropna()))
-            if len(values) > 1:
-                raise ValueError(f"{self} selects rows with {c} {values}: pin one (Side(..., "
-                                 f"{'steps' if c == 'pretrain_steps' else c}=...))")
-        return sel.drop_duplicates("run") if "run" in sel else sel
+            sel, steps, frozen = (x[(frozen == self.frozen).to_numpy()] for x in (sel, steps, frozen))
+        for values, pinned, field in ((steps, self.steps, "steps"), (frozen, self.frozen, "frozen")):
+            seen = sorted({int(v) if field == "steps" else bool(v) for v in values.dropna()})
+            if pinned is None and len(seen) > 1:
+                raise ValueError(f"{self} selects rows with {field} {seen}: pin one (Side(..., {field}=...))")
+        return sel[~sel["run"].duplicated() | sel["run"].isna()] if "run" in sel else sel
 
 
 def _column(rows: pd.DataFrame, column: str, missing) -> pd.Series:

@@ -380,9 +380,10 @@ def _checkpoint_claims(archs, checkpoints=(), task="vqa_d") -> dict[str, list[Co
     lowest pretraining validation loss to the highest; finetuned, each beats the next (C22);
     frozen, the order reverses (C23)."""
     pairs = list(zip(checkpoints, checkpoints[1:]))
-    whole, frozen = (lambda s: replace(s, frozen=False)), (lambda s: replace(s, frozen=True))
-    return {"C22": [Comparison(m, task, whole(a), whole(b)) for m in archs for a, b in pairs],
-            "C23": [Comparison(m, task, frozen(b), frozen(a)) for m in archs for a, b in pairs]}
+    return {"C22": [Comparison(m, task, replace(a, frozen=False), replace(b, frozen=False)) for m in archs
+                    for a, b in pairs],
+            "C23": [Comparison(m, task, replace(b, frozen=True), replace(a, frozen=True)) for m in archs
+                    for a, b in pairs]}
 
 
 def _synthetic_claims(archs, fractions=(), task="vqa_d") -> dict[str, list[Comparison]]:
@@ -416,9 +417,11 @@ def rankings_differ(results: pd.DataFrame, claim: str, task: str, archs, metric:
     set is the same and beats every other set for each model; undecided otherwise."""
     best = {}
     for m in archs:
-        cells = results[(results["arch"] == m) & (results["task"] == task)].groupby("pretrained_on")[metric]
-        if len(cells):
-            best[m] = cells.mean().idxmax()
+        rows = results[(results["arch"] == m) & (results["task"] == task)]
+        means = {s: Side(s).rows(rows)[metric].mean() for s in sorted(rows["pretrained_on"].unique())}
+        means = {s: v for s, v in means.items() if v == v}           # whole sets only
+        if means:
+            best[m] = max(means, key=means.get)
     if len(best) < 2:
         return _claim_row(claim, {"decision": "not measured", "reason": "needs both models"})
     (m1, b1), (m2, b2) = list(best.items())[:2]

@@ -45,10 +45,6 @@ def image_key(name, numeric: bool) -> str:
 
 
 # --- plumbing -----------------------------------------------------------------------------
-def load_json(path: Path):
-    return read_json(path, "annotation")
-
-
 def _get(obj, key: str, where: str, kind=None):
     if not isinstance(obj, dict):
         raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
@@ -88,7 +84,7 @@ def _ten_answers(entry: dict, where: str) -> tuple[str, ...]:
 # --- COCO Captions ------------------------------------------------------------------------
 def read_coco_captions(path: Path) -> list[Record]:
     """``captions_{train,val}2014.json``: one record per caption, keyed by caption id."""
-    data = load_json(path)
+    data = read_json(path, "annotation")
     images = {_get(im, "id", f"{path}: images[{k}]", int)
               for k, im in enumerate(_get(data, "images", str(path), list))}
     out = []
@@ -108,7 +104,7 @@ def read_karpathy(path: Path, split: str) -> list[Record]:
         raise ValueError(f"Karpathy split must be train, val or test, got {split!r}")
     wanted = {"train", "restval"} if split == "train" else {split}
     out = []
-    for k, im in enumerate(_get(load_json(path), "images", str(path), list)):
+    for k, im in enumerate(_get(read_json(path, "annotation"), "images", str(path), list)):
         where = f"{path}: images[{k}]"
         if _one_of(im, "split", where, KARPATHY_SPLITS) not in wanted:
             continue
@@ -132,10 +128,10 @@ def read_vqa2(questions: Path, annotations: Path | None = None, test_split: bool
     questions file lacks (the train annotations beside the val questions, say) is an error,
     and so is a question with no annotation, except in a test split (``test_split``), where
     it is left out and counted in ``accepted``."""
-    qs = _get(load_json(questions), "questions", str(questions), list)
+    qs = _get(read_json(questions, "annotation"), "questions", str(questions), list)
     anns = {}
     if annotations is not None:
-        for k, a in enumerate(_get(load_json(annotations), "annotations", str(annotations), list)):
+        for k, a in enumerate(_get(read_json(annotations, "annotation"), "annotations", str(annotations), list)):
             qid = _get(a, "question_id", f"{annotations}: annotations[{k}]", int)
             if qid in anns:
                 raise ValueError(f"{annotations}: annotations[{k}]: question {qid} is annotated twice "
@@ -198,7 +194,7 @@ def read_conceptual_captions(path: Path) -> list[Record]:
 # --- VizWiz -------------------------------------------------------------------------------
 def read_vizwiz(path: Path) -> list[Record]:
     """``train.json`` / ``val.json`` / ``test.json``: a list of one question per image."""
-    data = load_json(path)
+    data = read_json(path, "annotation")
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a JSON list of questions, got {type(data).__name__}")
     out = []
@@ -244,7 +240,7 @@ def read_mmimdb(root: Path, split: str, accepted: Counter | None = None) -> list
     and counted in ``accepted``, as are movies left with none of the 23 (kept: the split
     lists them, and MM-IMDB's F1 counts their false positives)."""
     root = Path(root)
-    splits = load_json(root / "split.json")
+    splits = read_json(root / "split.json", "annotation")
     name = "dev" if split == "val" else split
     ids = _get(splits, name, str(root / "split.json"), list)
     out = []
@@ -256,7 +252,7 @@ def read_mmimdb(root: Path, split: str, accepted: Counter | None = None) -> list
         if not path.exists():
             raise FileNotFoundError(f"{root / 'split.json'}: {name}[{k}] lists movie {imdb_id}, but {path} "
                                     "does not exist")
-        movie = load_json(path)
+        movie = read_json(path, "annotation")
         plot = _get(movie, "plot", str(path), (list, str))
         if isinstance(plot, list):
             if not plot or not all(isinstance(p, str) for p in plot):
