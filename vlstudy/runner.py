@@ -117,18 +117,15 @@ def _kernel_manager_class():
     per notebook. It sends no SIGINT before asking a kernel to shut down: ipykernel logs that
     as "ERROR | KeyboardInterrupt caught in kernel", which reads as a failure."""
     import shutil
-    import tempfile
 
     from jupyter_client import AsyncKernelManager
 
     class QuietKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
-            folder = tempfile.mkdtemp(prefix="vlstudy-kernel-")
-            if len(folder) > 90:            # a Unix socket's path has at most 104-108 bytes
-                shutil.rmtree(folder)
-                folder = tempfile.mkdtemp(prefix="vlstudy-kernel-", dir="/tmp")
-            self._socket_dir = folder
-            super().__init__(transport="ipc", ip=f"{folder}/kernel", **kwargs)
+            self._socket_dir = _socket_folder() if os.name == "posix" else None   # else TCP, the default
+            if self._socket_dir:
+                kwargs.update(transport="ipc", ip=f"{self._socket_dir}/kernel")
+            super().__init__(**kwargs)
 
         async def _async_interrupt_kernel(self) -> None:
             if not self.shutting_down:
@@ -136,11 +133,23 @@ def _kernel_manager_class():
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             await super()._async_cleanup_resources(restart)
-            if not restart:
+            if not restart and self._socket_dir:
                 shutil.rmtree(self._socket_dir, ignore_errors=True)
         # nbclient calls this one for a kernel that died or never started
         cleanup_resources = _async_cleanup_resources
     return QuietKernelManager
+
+
+def _socket_folder() -> str:
+    """A private folder for a kernel's Unix sockets, short enough for their paths (at most
+    104-108 bytes): under the temp folder, or /tmp where that is long (SLURM's TMPDIR)."""
+    import shutil
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="vlstudy-kernel-")
+    if len(folder) > 90:
+        shutil.rmtree(folder)
+        folder = tempfile.mkdtemp(prefix="vlstudy-kernel-", dir="/tmp")
+    return folder
 
 
 class _RunLines:
