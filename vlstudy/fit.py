@@ -49,7 +49,7 @@ def fit(spec, folder: Path, model: nn.Module, data: dict, collators: dict, progr
     args = TrainingArguments(
         output_dir=str(folder / "trainer"), max_steps=spec.steps,
         per_device_train_batch_size=spec.batch_size // world_size,
-        ddp_backend="gloo" if world_size > 1 and not torch.cuda.is_available() else None,
+        ddp_backend="gloo" if world_size > 1 and not cuda else None,
         per_device_eval_batch_size=EVAL_BATCH_SIZE, learning_rate=spec.lr, warmup_steps=spec.warmup,
         lr_scheduler_type="cosine", adam_beta1=0.9, adam_beta2=spec.beta2, adam_epsilon=1e-8,
         weight_decay=spec.weight_decay, eval_strategy="steps", eval_steps=spec.eval_every,

@@ -10,12 +10,11 @@ at its first grid, not in a worker after other runs have trained.
 from __future__ import annotations
 
 import ast
-import functools
 from pathlib import Path
 
-from . import tasks
+from . import stages, tasks
 from .models import ARCHITECTURES
-from .roots import open_data
+from .roots import open_data, opened
 from .sources import GENERATED, NO_PRETRAINING, RANDOM_INIT, RELEASED
 
 ARCHS = tuple(ARCHITECTURES)
@@ -124,14 +123,13 @@ def check_what_parameters_name(params: dict, world: str, world_seed: int | None,
 def check_spec_inputs(spec) -> None:
     """A run's spec names a known model and a dataset its data root has, of the kind its stage
     trains on; the folder or file it starts from exists."""
-    from . import stages
     kind = stages.get(spec.stage).dataset_kind        # pretraining and finetuning read the world
     if kind is not None and spec.arch not in ARCHS:
         raise ValueError(f"unknown model {spec.arch!r}; known: {list(ARCHS)}")
     if spec.start_from is not None:
         check_start_from(spec.start_from, f"run {spec.stage} {spec.arch} {spec.dataset}")
     if kind is not None:
-        root = _root(spec.world, spec.world_seed)
+        root = opened(spec.world, spec.world_seed)
         if not (root.folder / "datasets" / spec.dataset).is_dir():     # one stat per spec, no listing
             raise ValueError(f"no dataset {spec.dataset!r} in {spec.world!r}; it has {root.datasets}")
         is_pretraining = tasks.is_pretraining(root.info(spec.dataset))
@@ -139,14 +137,3 @@ def check_spec_inputs(spec) -> None:
         if is_pretraining != (kind == tasks.PRETRAINING) and spec.text_from is None:
             raise ValueError(f"{spec.dataset!r} is a {'pretraining set' if is_pretraining else 'task'}: "
                              f"it cannot be {'pretrained' if kind == tasks.PRETRAINING else 'finetuned'} on")
-
-
-def _root(world: str, world_seed: int | None):
-    from .paths import outputs_root
-    return _root_under(str(outputs_root()), world, world_seed)
-
-
-@functools.lru_cache(maxsize=16)
-def _root_under(outputs: str, world: str, world_seed: int | None):
-    """The data root (opened once: a Study makes hundreds of specs), per outputs folder."""
-    return open_data(world, world_seed)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .inputs import check_field_types
-from .paths import atomic_write_text, outputs_root, read_json
+from .paths import atomic_write_text, outputs_root
 from .registry import FAILURE_FILE, JOB_FILE, Registry
 from .spec import RunSpec
 
@@ -223,8 +223,7 @@ def _follow(registry: Registry, spec: RunSpec, cluster: str):
     """The SLURM job an earlier submission of ``spec`` queued, if the engine still has it
     queued or running (requeued after a timeout included); None otherwise."""
     import submitit
-    path = registry.folder(spec) / JOB_FILE
-    record = read_json(path, "job record", missing_ok=True)
+    record = registry.job(spec)
     if record is None or record["engine"] != cluster:
         return None
     job = submitit.SlurmJob(folder=record["folder"], job_id=record["job_id"])

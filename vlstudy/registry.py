@@ -37,16 +37,16 @@ FAILURE_FILE, JOB_FILE = "failure.json", "job.json"
 # What a run's folder says about it (``status``): finished, being trained now, submitted as a
 # cluster job that has not started, failed (with its error), started and stopped (killed, timed
 # out, interrupted: asking again resumes it), or never asked for.
-def _run_file(path: Path) -> dict | None:
-    """A run folder's JSON record (metrics, job, failure), None where it is not written."""
-    return read_json(path, "run", missing_ok=True)
-
-
 STATUSES = ("finished", "training", "waiting", "failed", "unfinished", "new")
 
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _run_file(path: Path) -> dict | None:
+    """A run folder's JSON record (metrics, job, failure), None where it is not written."""
+    return read_json(path, "run", missing_ok=True)
 
 
 class Registry:
@@ -83,7 +83,7 @@ class Registry:
             return "training"
         if (folder / FAILURE_FILE).exists():
             return "failed"
-        job, note = _run_file(folder / JOB_FILE), locks.holder(folder)
+        job, note = self.job(spec_or_id), locks.holder(folder)
         if job and (note is None or note["since"] < job["submitted"]):
             return "waiting"
         return "unfinished" if (folder / SPEC_FILE).exists() else "new"
@@ -135,10 +135,13 @@ class Registry:
         """What a failed run left: its error, traceback, and who ran it."""
         return _run_file(self.folder(spec_or_id) / FAILURE_FILE)
 
+    def job(self, spec_or_id: RunSpec | str) -> dict | None:
+        """The cluster job last submitted for the run (``jobs``): engine, id, log paths."""
+        return _run_file(self.folder(spec_or_id) / JOB_FILE)
+
     def log_path(self, spec_or_id: RunSpec | str) -> Path | None:
         """Where the run's log is: its cluster job's stderr, else its TensorBoard folder."""
-        folder = self.folder(spec_or_id)
-        job = _run_file(folder / JOB_FILE)
+        folder, job = self.folder(spec_or_id), self.job(spec_or_id)
         if job:
             return Path(job["stderr"])
         return folder / "trainer" if (folder / "trainer").exists() else None
@@ -164,7 +167,7 @@ class Registry:
             spec, run = json.loads(spec_path.read_text()), spec_path.parent.name
             m = self.metrics(run) or {}
             status = self.status(run)
-            failure, job = self.failure(run), _run_file(spec_path.parent / JOB_FILE)
+            failure, job = self.failure(run), self.job(run)
             note = (locks.describe(locks.holder(spec_path.parent)) if status == "training" else
                     failure["error"] if status == "failed" and failure else
                     f"{job['engine']} job {job['job_id']} (not asked of the engine)" if status == "waiting" and job

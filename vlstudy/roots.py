@@ -5,12 +5,13 @@ back.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
 from .data.records import read_info
 from .data.root import DataRoot
-from .paths import content_digest
+from .paths import content_digest, outputs_root
 from .world import PRESETS, open_world, world_spec
 
 
@@ -28,6 +29,16 @@ def open_data(name: str, world_seed: int | None = None) -> DataRoot:
         raise ValueError(f"data {name!r} is neither a world preset ({sorted(PRESETS)}) nor a "
                          f"prepared data root (a folder with datasets/; see `vlstudy prepare`)")
     return DataRoot(folder)
+
+
+def opened(world: str, world_seed: int | None = None) -> DataRoot:
+    """``open_data``, once per outputs folder: a Study makes hundreds of specs."""
+    return _opened_under(str(outputs_root()), world, world_seed)
+
+
+@functools.lru_cache(maxsize=16)
+def _opened_under(outputs: str, world: str, world_seed: int | None) -> DataRoot:
+    return open_data(world, world_seed)
 
 
 def data_digest(name: str, dataset: str | None = None, world_seed: int | None = None) -> str:

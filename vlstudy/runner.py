@@ -18,7 +18,7 @@ from .inputs import check_what_parameters_name
 from .parameters import resolve
 from .paths import notebooks_dir, outputs_root
 from .profiles import load_profile, notebook_paths
-from .study import RUN_LOG_PREFIX
+from .study import RUN_LOG_PREFIX, Recipe
 
 
 def notebook_parameters(profile: str, name: str, path: Path, recipe: dict | None = None) -> dict:
@@ -33,7 +33,6 @@ def plan_study(profile: str, only: list[str] | None = None, out_root: Path | Non
     """Every notebook's parameters under ``profile`` (and the command line's ``recipe``
     settings), checked (names, types, what they point to) before any notebook runs: a bad
     profile fails here, with nothing started."""
-    from .study import Recipe
     nbs = notebook_paths()
     profile_nbs = set((load_profile(profile).get("notebooks") or {}))
     stray = profile_nbs - set(nbs)

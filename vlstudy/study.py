@@ -19,6 +19,7 @@ from . import tasks
 from .inputs import check_field_types, check_spec_inputs
 from .jobs import ClusterOptions, check_executor, run_as_jobs
 from .registry import Registry
+from .roots import opened
 from .sources import GENERATED, NO_PRETRAINING, RANDOM_INIT, RELEASED
 from .spec import RunSpec
 from .stages import STAGES
@@ -440,8 +441,7 @@ class Study:
         pretraining set; a dataset the world lacks is left to the spec check, which names what
         it has)."""
         if dataset not in self._tasks:
-            from .inputs import _root
-            root = _root(self.recipe.world, self.recipe.world_seed)
+            root = opened(self.recipe.world, self.recipe.world_seed)
             has = (root.folder / "datasets" / dataset).is_dir()
             self._tasks[dataset] = tasks.of(root.info(dataset)) if has else None
         return self._tasks[dataset]
