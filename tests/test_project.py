@@ -102,6 +102,10 @@ def test_paper_data():
     assert {"pretrained_on", "model", "vqa_d_acc"} <= set(t1.columns) and len(t1) == 8
     c = claims()
     assert list(c["id"]) == [f"C{i}" for i in range(1, 26)]
+    # each claim's logic, read from the paper's words: most need every comparison
+    needs = c.set_index("id")["needs"]
+    assert needs[["C10", "C21"]].eq("most").all() and needs["C13"] == "rankings"
+    assert (needs.drop(["C10", "C21", "C13"]) == "all").all() and c["words"].str.len().gt(10).all()
     with pytest.raises(KeyError):
         table("table9")
 
@@ -127,9 +131,10 @@ def test_run_record_written(tmp_path, capfd, monkeypatch):
     # the report gathers what the notebooks wrote; a notebook not run says so
     import pandas as pd
     from vlstudy.report import build_report
-    claims = pd.DataFrame([{"claim": "C1", "section": "3.1", "statement": "in-domain wins", "effect": 1.5,
-                            "low": 0.0497741, "high": 2.9, "unit": "points", "mde": 2.2, "holding": 3,
-                            "comparisons": 4, "decision": "supported", "reason": "pooled effect's interval above 0"}])
+    claims = pd.DataFrame([{"claim": "C1", "section": "3.1", "statement": "in-domain wins", "needs": "all",
+                            "effect": 1.5, "low": 0.0497741, "high": 2.9, "unit": "points", "mde": 2.2,
+                            "deciding": "VQA-D: VisualBERT COCO > VisualBERT CC-small", "holding": 4,
+                            "comparisons": 4, "decision": "supported", "reason": "4 of 4 hold at 5 %; all 4 needed"}])
     claims.to_csv(tmp_path / "smoke" / "tables" / "domain_match_claims.csv", index=False)
     pd.DataFrame([{"claim": "C1", "comparison": "VQA-D: VisualBERT COCO > VisualBERT CC-small",
                    "claimed side": "54.40 ± 2.41 (6)", "other side": "51.80 ± 1.50 (6)", "difference": 2.6,
@@ -143,7 +148,7 @@ def test_run_record_written(tmp_path, capfd, monkeypatch):
     assert "ok in" in world_section and "world_tour_datasets" in world_section
     figures = [line[line.index("](") + 2:-1] for line in md.splitlines() if line.startswith("![")]
     assert figures and all((tmp_path / "smoke" / f).exists() for f in figures)
-    assert "not run" in match_section and "3 of 4" in match_section and "supported" in match_section
+    assert "not run" in match_section and "4 of 4" in match_section and "supported" in match_section
     assert "Our evidence" in match_section and "54.40 ± 2.41 (6)" in match_section   # shown, not linked
     assert "[+0.05, +2.90] points" in md and "0.0497741" not in md and "| nan " not in md
     assert page.count("data:image/png;base64,") == len(figures) and "supported" in page

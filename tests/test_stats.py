@@ -5,7 +5,9 @@ block, n test examples; each run answers each example correctly with probability
 sigmoid(difficulty_i + arm effect + arm×example_i + block_k + arm×block_k + finetune seed), and
 a run's score is 100·(its mean). The test set is redrawn in every study, so test sampling is a
 real source of error; under the null both arms have identical distributions. Rates are
-compared with their nominal value give or take 3 Monte-Carlo standard deviations.
+compared with their nominal value give or take 3 Monte-Carlo standard deviations, from both
+sides: a rule gone liberal fails the upper bound, one gone conservative (power thrown away)
+the lower. Where a rule is conservative by design, a test says so and why.
 """
 from __future__ import annotations
 
@@ -25,6 +27,11 @@ STUDIES = 1000
 def upper_bound(rate: float, studies: int) -> float:
     """The nominal rate plus 3 Monte-Carlo sds: what an observed rate may reach by chance."""
     return rate + 3 * math.sqrt(rate * (1 - rate) / studies)
+
+
+def within(observed: float, rate: float, studies: int) -> bool:
+    """Whether an observed rate lies within 3 Monte-Carlo sds of ``rate``, on either side."""
+    return abs(observed - rate) <= 3 * math.sqrt(rate * (1 - rate) / studies)
 
 
 def report(name: str, **rates) -> None:
@@ -81,12 +88,32 @@ def rejection_rates(intervals: list[Interval]) -> tuple[float, float]:
 # --- the decision rule: null calibration and power ------------------------------------------
 @pytest.mark.parametrize("blocks,finetunes", [(2, 1), (2, 2), (3, 1), (3, 2), (6, 1), (6, 2)])
 def test_t_interval_holds_its_level_under_no_effect(blocks, finetunes):
-    outcomes = simulate(np.random.default_rng(100 + 10 * blocks + finetunes), STUDIES, blocks, finetunes, 200)
+    """At its level, not merely below it: with the model×example noise counted once (in the
+    block means) the rule rejects a true null 5 % of the time two-sided and 2.5 % on each side,
+    within Monte-Carlo error (counted twice, as before, it rejected 2.2-3.0 %)."""
+    studies = 2000
+    outcomes = simulate(np.random.default_rng(100 + 10 * blocks + finetunes), studies, blocks, finetunes, 200)
     intervals = [t_interval(*arms_of(study[0])) for study in outcomes]
     positive, two_sided = rejection_rates(intervals)
     report(f"null, K={blocks} F={finetunes}, with test sampling", positive=positive, two_sided=two_sided)
-    assert positive <= upper_bound(0.025, STUDIES)
-    assert two_sided <= upper_bound(0.05, STUDIES)
+    assert within(positive, 0.025, studies)
+    assert within(two_sided, 0.05, studies)
+
+
+def test_rule_is_conservative_where_test_sampling_dominates():
+    """Why the rule may reject less than 5 %: where the arms differ by example far more than by
+    block, the block means' spread is mostly example noise, yet it gets the block term's t
+    margin (t_{K−1}: 12.7 at 2 blocks) rather than a normal one. That is the price of the
+    margins rule, which stays valid where the block variance is real (Satterthwaite's single
+    df does not; see below). It is 1-3 points conservative at 2 blocks, and less with more."""
+    studies, rates = 2000, {}
+    for blocks in (2, 6):
+        outcomes = simulate(np.random.default_rng(60 + blocks), studies, blocks, 1, 200, interaction_sd=0.8,
+                            block_arm_sd=0.05)
+        rates[blocks] = rejection_rates([t_interval(*arms_of(study[0])) for study in outcomes])[1]
+    report("null, arm×example effects dominant", two_sided_K2=rates[2], two_sided_K6=rates[6])
+    assert 0.02 <= rates[2] <= upper_bound(0.05, studies)
+    assert 0.03 <= rates[6] <= upper_bound(0.05, studies)
 
 
 @pytest.mark.parametrize("blocks", [2, 3, 6])
@@ -102,13 +129,14 @@ def test_t_interval_is_exact_on_block_level_normal_data(blocks):
 def test_satterthwaite_combination_is_too_liberal_with_two_blocks():
     """Why the block and test terms are combined by their margins: one t with Satterthwaite's
     df rejects a true null too often at 2 blocks (the df leaps when s² is drawn small)."""
-    outcomes = simulate(np.random.default_rng(7), STUDIES, 2, 1, 200, block_arm_sd=0.5)
+    studies = 2000
+    outcomes = simulate(np.random.default_rng(7), studies, 2, 1, 200)
     pairs = [arms_of(study[0]) for study in outcomes]
     _, liberal = rejection_rates([t_interval(a, b, combine="satterthwaite") for a, b in pairs])
     _, margins = rejection_rates([t_interval(a, b) for a, b in pairs])
-    report("null, K=2, large block variance", satterthwaite=liberal, margins=margins)
-    assert liberal > upper_bound(0.05, STUDIES)
-    assert margins <= upper_bound(0.05, STUDIES)
+    report("null, K=2", satterthwaite=liberal, margins=margins)
+    assert liberal > upper_bound(0.05, studies)
+    assert within(margins, 0.05, studies)
 
 
 def test_test_sampling_term_is_needed_when_arms_differ_by_example():
@@ -172,7 +200,14 @@ def test_test_sampling_term_by_hand():
     per_example_a = (x_a[:2].mean(0) + x_a[2] + x_a[3]) / 3
     per_example_b = (x_b[:2].mean(0) + x_b[2] + x_b[3]) / 3
     d = np.array([x_a[:2].mean() - x_b[:2].mean(), x_a[2].mean() - x_b[2].mean(), x_a[3].mean() - x_b[3].mean()])
-    var_block, var_test = d.var(ddof=1) / 3, (per_example_a - per_example_b).var(ddof=1) / 40
+    # the blocks × examples table of differences, runs averaged within blocks: (3, 40)
+    table = np.stack([x_a[:2].mean(0) - x_b[:2].mean(0), x_a[2] - x_b[2], x_a[3] - x_b[3]])
+    k, n = table.shape
+    ms_examples = k * ((table.mean(0) - table.mean()) ** 2).sum() / (n - 1)
+    ms_error = sum((table[r, c] - table[r].mean() - table[:, c].mean() + table.mean()) ** 2
+                   for r in range(k) for c in range(n)) / ((k - 1) * (n - 1))
+    var_block, var_test = d.var(ddof=1) / 3, (ms_examples - ms_error) / (n * k)
+    assert 0 < var_test < (per_example_a - per_example_b).var(ddof=1) / 40     # the noise counted once
     result = t_interval(a, b)
     half = math.hypot(scipy_stats.t.ppf(0.975, 2) * math.sqrt(var_block),
                       scipy_stats.t.ppf(0.975, 39) * math.sqrt(var_test))
@@ -195,6 +230,16 @@ def test_zero_spread_gives_a_point_interval_not_nan():
     shifted = t_interval(Arm.of([0, 1], [72, 72]), Arm.of([0, 1], [70, 70]))
     assert (same.low, same.high, same.p, same.se) == (0, 0, 1, 0)
     assert (shifted.low, shifted.high, shifted.p) == (2, 2, 0)
+
+
+def test_a_test_term_below_zero_is_clipped():
+    """Per-example differences that scatter less than the model×example noise the block term
+    already counts give a negative estimate of the test term: it is taken as 0, and the
+    interval is the block term's alone (never a variance below 0)."""
+    table = np.array([[62, 42, 62, 42], [40, 60, 40, 60.0]])   # every example's mean difference is 51: s²(D) = 0
+    a, b = Arm(np.array([0, 1]), table.mean(1), table), Arm(np.array([0, 1]), np.full(2, 50.0), np.full((2, 4), 50.0))
+    with_test, block_only = t_interval(a, b), t_interval(a, b, test_sampling=False)
+    assert block_only.se > 0 and with_test.se == block_only.se and with_test.df == block_only.df == 1
 
 
 # --- the bootstrap -----------------------------------------------------------------------------
@@ -308,10 +353,10 @@ def test_equivalence_and_not_greater_calibration():
            equivalent_at_0=none["equivalent"],
            holds_at_margin=at_margin["holds"], fails_at_margin=at_margin["fails"], holds_at_0=none["holds"],
            different_at_margin=at_margin["different"])
-    assert at_margin["equivalent"] <= upper_bound(0.05, studies)
+    assert within(at_margin["equivalent"], 0.05, studies)       # TOST at a one-sided 5 %, not 10 %
     assert far["equivalent"] <= 0.05
     assert far["not_significant"] > 0.3     # where reading "not significant" as "equal" would often err
-    assert at_margin["holds"] <= upper_bound(0.05, studies)
+    assert within(at_margin["holds"], 0.05, studies)
     assert at_margin["fails"] <= upper_bound(0.025, studies)
     assert at_margin["different"] <= upper_bound(0.025, studies)
     # ... and they can succeed: with no true gap both usually hold
@@ -343,6 +388,19 @@ def test_holm_controls_the_family_wise_rate():
     assert unadjusted > 0.10
 
 
+@pytest.mark.parametrize("comparisons", [2, 8])
+def test_holm_is_exact_on_independent_nulls(comparisons):
+    """On independent uniform p-values Holm rejects something exactly when the smallest p is
+    below α/m, so its family-wise rate is 1 − (1 − α/m)^m (4.9 % at m = 2 and 8): not more,
+    and not less."""
+    families = 20000
+    p = np.random.default_rng(32 + comparisons).random((families, comparisons))
+    rate = float(np.mean([(holm(row) < 0.05).any() for row in p]))
+    exact = 1 - (1 - 0.05 / comparisons) ** comparisons
+    report(f"Holm over {comparisons} independent nulls", family_wise=rate, exact=exact)
+    assert within(rate, exact, families)
+
+
 # --- pooling the comparisons of one claim ---------------------------------------------------------------
 def assert_same_interval(got: Interval, expected: Interval) -> None:
     assert (got.paired, got.blocks, got.level) == (expected.paired, expected.blocks, expected.level)
@@ -363,6 +421,15 @@ def test_pooled_interval_of_one_pair_is_t_interval():
     assert_same_interval(pooled_interval([(unpaired_a, unpaired_b, 1, "vqa")]), t_interval(unpaired_a, unpaired_b))
 
 
+def anova_test_variance(table: np.ndarray) -> float:
+    """(MS_I − MS_E)/(nK) of a blocks × examples table, clipped at 0, written out by hand."""
+    k, n = table.shape
+    ms_examples = k * sum((table[:, c].mean() - table.mean()) ** 2 for c in range(n)) / (n - 1)
+    ms_error = sum((table[r, c] - table[r].mean() - table[:, c].mean() + table.mean()) ** 2
+                   for r in range(k) for c in range(n)) / ((k - 1) * (n - 1))
+    return max(0.0, (ms_examples - ms_error) / (n * k))
+
+
 def test_pooled_interval_by_hand():
     outcomes = simulate(np.random.default_rng(42), 1, 3, 1, 80, arms=3, tasks=2)[0]
     (a0, a1, a2), (b0, b1, b2) = arms_of(outcomes[0]), arms_of(outcomes[1])
@@ -370,31 +437,66 @@ def test_pooled_interval_by_hand():
     result = pooled_interval(pairs)
     per_block = ((a1.block_means - a0.block_means) - (a0.block_means - a2.block_means)
                  + (b1.block_means - b0.block_means)) / 3
-    group_0 = (a1.example_means() - a0.example_means()) - (a0.example_means() - a2.example_means())
-    group_1 = b1.example_means() - b0.example_means()
-    variance = per_block.var(ddof=1) / 3 + (group_0.var(ddof=1) + group_1.var(ddof=1)) / 80 / 9
+    table_0 = (a1.examples - a0.examples) - (a0.examples - a2.examples)     # one run per block: (3, 80)
+    table_1 = b1.examples - b0.examples
+    variance = per_block.var(ddof=1) / 3 + (anova_test_variance(table_0) + anova_test_variance(table_1)) / 9
     assert result.difference == pytest.approx(per_block.mean())
     assert result.se == pytest.approx(math.sqrt(variance))
-    # blocks that differ: the comparisons are taken as independent
+    # blocks that differ: per group of blocks with the same arms, the spread of their per-block
+    # contrast z_k = Σ w·(block mean)/K; here c and the a's meet on blocks 0-2, d stands alone
     c, d = Arm.of([0, 1, 2], [70, 72, 71]), Arm.of([5, 6], [69, 66])
     mixed = pooled_interval([(c, d, 1, "t0"), (a1, a0, 1, "t1")])
-    singles = [t_interval(c, d), t_interval(a1, a0)]
-    assert mixed.se == pytest.approx(math.hypot(*[s.se for s in singles]) / 2)
-    assert mixed.df == min(s.df for s in singles) and not mixed.paired
+    z_met = (c.block_means / 3 + a1.block_means / 3 - a0.block_means / 3) / 2      # blocks 0, 1, 2
+    z_alone = -d.block_means / 2 / 2                                               # blocks 5, 6
+    block_terms = [3 * z_met.var(ddof=1), 2 * z_alone.var(ddof=1)]
+    test_term = anova_test_variance((a1.examples - a0.examples) / 2)              # only a1, a0 carry examples
+    assert mixed.difference == pytest.approx((c.mean - d.mean + a1.mean - a0.mean) / 2)
+    assert mixed.se == pytest.approx(math.sqrt(sum(block_terms) + test_term))
+    assert not mixed.paired and mixed.blocks == 2
 
 
 def test_pooled_interval_holds_its_level_under_no_effect():
     """Four comparisons of one claim on two tasks, sharing arms and pretraining seeds (so their
-    errors are correlated): the pooled effect keeps its level."""
-    outcomes = simulate(np.random.default_rng(43), STUDIES, 3, 1, 150, arms=3, tasks=2)
-    intervals = []
-    for study in outcomes:
-        (a0, a1, a2), (b0, b1, b2) = arms_of(study[0]), arms_of(study[1])
-        intervals.append(pooled_interval([(a1, a0, 1, "t0"), (a2, a0, 1, "t0"),
-                                          (b1, b0, 1, "t1"), (b0, b2, -1, "t1")]))
-    positive, two_sided = rejection_rates(intervals)
-    report("null, pooled over 4 comparisons at K=3", positive=positive, two_sided=two_sided)
-    assert two_sided <= upper_bound(0.05, STUDIES)
+    errors are correlated): the pooled effect keeps its level, and it needs its test terms
+    where the arms differ by example (without them it rejects 7 %)."""
+    studies = 2000
+    for name, options in (("mild", {}), ("arm×example", {"interaction_sd": 0.8, "block_arm_sd": 0.05})):
+        outcomes = simulate(np.random.default_rng(43 + len(options)), studies, 3, 1, 150, arms=3, tasks=2, **options)
+        intervals, block_only = [], []
+        for study in outcomes:
+            (a0, a1, a2), (b0, b1, b2) = arms_of(study[0]), arms_of(study[1])
+            pairs = [(a1, a0, 1, "t0"), (a2, a0, 1, "t0"), (b1, b0, 1, "t1"), (b0, b2, -1, "t1")]
+            intervals.append(pooled_interval(pairs))
+            block_only.append(pooled_interval([(Arm(a.blocks, a.scores), Arm(b.blocks, b.scores), sign, tests)
+                                               for a, b, sign, tests in pairs]))
+        positive, two_sided = rejection_rates(intervals)
+        _, without_test = rejection_rates(block_only)
+        report(f"null, pooled over 4 comparisons at K=3, {name}", positive=positive, two_sided=two_sided,
+               without_test_terms=without_test)
+        if name == "mild":
+            assert within(two_sided, 0.05, studies) and within(positive, 0.025, studies)
+        else:      # conservative where test sampling dominates, as for one comparison (see above)
+            assert 0.03 <= two_sided <= upper_bound(0.05, studies)
+            assert without_test > upper_bound(0.05, studies)
+
+
+def test_pooled_interval_counts_an_arm_shared_across_block_sets():
+    """Comparisons that share an arm are correlated also when their blocks differ. Taken as
+    independent, (A − X) and (B − X) on three separate sets of blocks reject a true null 8.6 %
+    of the time; per group of blocks, 5 %. Where blocks partly meet (C on 3 of X's 6 blocks),
+    Satterthwaite's df over groups of 3 blocks is low, and the rule conservative: 3-4 %."""
+    studies, rng = 2000, np.random.default_rng(46)
+    disjoint, partial = [], []
+    for _ in range(studies):
+        arms = {name: Arm(np.arange(6) + 6 * i, rng.normal(0, 1, 6)) for i, name in enumerate("AXB")}
+        disjoint.append(pooled_interval([(arms["A"], arms["X"], 1, "t"), (arms["B"], arms["X"], 1, "t")]))
+        arms = {name: Arm(np.arange(k), rng.normal(0, 1, k)) for name, k in (("X", 6), ("A", 6), ("B", 6), ("C", 3))}
+        partial.append(pooled_interval([(arms[name], arms["X"], 1, "t") for name in "ABC"]))
+    _, on_disjoint = rejection_rates(disjoint)
+    _, on_partial = rejection_rates(partial)
+    report("null, pooled with a shared arm", disjoint_blocks=on_disjoint, partly_met_blocks=on_partial)
+    assert within(on_disjoint, 0.05, studies)
+    assert 0.025 <= on_partial <= upper_bound(0.05, studies)
 
 
 # --- planning ------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The study's report: one page gathering every research question's tables, figures and
 the paper's claims with our decisions, as Markdown and as a self-contained HTML page.
 
-It opens with a scorecard (every claim C1–C25: the paper's statement, our pooled effect
-with its interval, the decision and the effect this budget could detect) and one forest
+It opens with a scorecard (every claim C1–C25: the paper's statement, what it needs, the
+comparison that decides it with its interval, the decision and the effect this budget could
+detect, and how many comparisons hold) and one forest
 plot per notebook of every comparison's interval; the sections follow. It reads only what
 the notebooks wrote under ``outputs/<profile>/``: the run record of each executed notebook
 (``notebooks/*.json``), its tables (``tables/<notebook>_*.csv``) and figures
@@ -22,15 +23,19 @@ from .paths import atomic_write_text, outputs_root, read_json
 from .profiles import notebook_paths
 from .verdicts import readable
 
-CLAIM_COLUMNS = ["claim", "statement", "effect", "interval", "mde", "holding", "decision", "reason"]
+CLAIM_COLUMNS = ["claim", "statement", "needs", "effect", "interval", "mde", "deciding comparison", "holding",
+                 "decision", "reason"]
 EVIDENCE_COLUMNS = ["comparison", "claimed side", "other side", "difference", "interval", "p", "mde",
                     "outcome", "after Holm", "bootstrap interval", "reason"]
 # Tables too long for a page (every run, every weight matrix): linked, not shown.
 LINKED_ONLY = ("_runs", "_examples", "_drift")
-SCORECARD_NOTE = ("effect: the claim's pooled effect (the mean of its comparisons, claimed side minus other "
-                  "side, per block) with its 95 % interval; mde: the effect this budget detects with 80 % power; "
-                  "holding: comparisons that hold after Holm's correction. Decided on blocks (pretraining seeds) "
-                  "with the test set's sampling variance added; see docs/evidence.md.")
+SCORECARD_NOTE = ("needs: the claim's logic, from the paper's words (all: every comparison must hold at 5 % on "
+                  "its own, and one reversed after Holm's correction contradicts it; most: a majority after Holm); "
+                  "effect: the deciding comparison's difference (claimed side minus other side) with its 95 % "
+                  "interval: for 'all' the weakest, for 'most' the majority's weakest, for a contradiction the "
+                  "strongest against; mde: the effect this budget detects with 80 % power in that comparison; "
+                  "holding: comparisons that hold (at 5 % for 'all', after Holm for 'most'). Decided on blocks "
+                  "(pretraining seeds) with the test set's sampling variance added; see docs/evidence.md.")
 EVIDENCE_TITLE = "Our evidence, comparison by comparison"
 EVIDENCE_NOTE = ("each side's mean ± sd over blocks (number of blocks), the difference with its 95 % t-interval "
                  "(blocks, paired, plus test sampling), the minimum detectable effect, the outcome alone and after "
@@ -88,13 +93,18 @@ def _interval(low, high, unit: str = "") -> str:
     return f"[{low:+.2f}, {high:+.2f}]" + (f" {unit}" if unit else "")
 
 
+def _text(df: pd.DataFrame, column: str) -> list[str]:
+    """A text column, blank where missing (an older version's tables lack ``needs``, ``deciding``)."""
+    return [v if isinstance(v, str) else "" for v in (df[column] if column in df else [None] * len(df))]
+
+
 def _claims(df: pd.DataFrame) -> pd.DataFrame:
     """A notebook's claims for reading."""
     out = pd.DataFrame({
-        "claim": df["claim"], "statement": df["statement"],
+        "claim": df["claim"], "statement": df["statement"], "needs": _text(df, "needs"),
         "effect": [_number(v) for v in df["effect"]],
         "interval": [_interval(lo, hi, u if isinstance(u, str) else "") for lo, hi, u in zip(df["low"], df["high"], df["unit"])],
-        "mde": [_number(v) for v in df["mde"]],
+        "mde": [_number(v) for v in df["mde"]], "deciding comparison": _text(df, "deciding"),
         "holding": [f"{h} of {n}" for h, n in zip(df["holding"], df["comparisons"])],
         "decision": df["decision"], "reason": [r if isinstance(r, str) else "" for r in df["reason"]]})
     return out[CLAIM_COLUMNS]
@@ -114,9 +124,10 @@ def _evidence(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def scorecard(sections: list[dict]) -> pd.DataFrame:
-    """Every claim C1–C25 in one table: the paper's statement, our pooled effect with its
-    interval, the decision and the minimum detectable effect. A claim measured by two
-    notebooks (C21) is shown from the one with more comparisons."""
+    """Every claim C1–C25 in one table: the paper's statement, what it needs, the deciding
+    comparison's effect with its interval, the decision, the minimum detectable effect and how
+    many comparisons hold. A claim measured by two notebooks (C21) is shown from the one with
+    more comparisons."""
     found: dict[str, tuple[str, pd.Series]] = {}
     for s in sections:
         if s["claims"] is None:
@@ -130,14 +141,17 @@ def scorecard(sections: list[dict]) -> pd.DataFrame:
         if c["id"] in found:
             where, r = found[c["id"]]
             unit = r["unit"] if isinstance(r["unit"], str) else ""
-            rows.append({"claim": c["id"], "the paper says": c["claim"],
-                         "our effect": _number(r["effect"]) + (f" {unit}" if r["effect"] == r["effect"] else ""),
-                         "95 % interval": _interval(r["low"], r["high"]), "decision": r["decision"],
-                         "mde": _number(r["mde"]), "holding": f"{r['holding']} of {r['comparisons']}",
+            deciding = r.get("deciding")
+            rows.append({"claim": c["id"], "the paper says": c["claim"], "needs": c["needs"],
+                         "decision": r["decision"], "holding": f"{r['holding']} of {r['comparisons']}",
+                         "deciding comparison": deciding if isinstance(deciding, str) else "—",
+                         "its effect": _number(r["effect"]) + (f" {unit}" if r["effect"] == r["effect"] else ""),
+                         "95 % interval": _interval(r["low"], r["high"]), "mde": _number(r["mde"]),
                          "notebook": where, "reason": r["reason"] if isinstance(r["reason"], str) else ""})
         else:
-            rows.append({"claim": c["id"], "the paper says": c["claim"], "our effect": "—", "95 % interval": "—",
-                         "decision": "not measured", "mde": "—", "holding": "—", "notebook": "—",
+            rows.append({"claim": c["id"], "the paper says": c["claim"], "needs": c["needs"],
+                         "decision": "not measured", "holding": "—", "deciding comparison": "—", "its effect": "—",
+                         "95 % interval": "—", "mde": "—", "notebook": "—",
                          "reason": "no notebook of this profile measured it"})
     return pd.DataFrame(rows)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Hashable, Sequence
 
 import numpy as np
@@ -123,6 +124,19 @@ class Arm:
             raise ValueError("Arm: this arm has no per-example scores")
         return self.run_weights() @ self.examples
 
+    def block_examples(self) -> np.ndarray:
+        """Per-example score averaged over the runs of each block: (K, n_examples), rows in the
+        order of ``block_ids``."""
+        if self.examples is None:
+            raise ValueError("Arm: this arm has no per-example scores")
+        within = np.zeros((len(self._block_ids), len(self.scores)))      # (K, runs)
+        within[self._run_block, np.arange(len(self.scores))] = 1.0 / self._runs_per_block[self._run_block]
+        return within @ self.examples
+
+    def rows_of(self, blocks: np.ndarray) -> np.ndarray:
+        """Positions of ``blocks`` (all of them this arm's) in ``block_ids``."""
+        return np.searchsorted(self._block_ids, blocks)
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -198,8 +212,10 @@ COMBINE_RULES = ("margins", "satterthwaite")
 
 def _summed_margins(variances: Sequence[float], dfs: Sequence[float], p: float) -> float:
     """Half-width at two-sided level 1−p of a sum of independent variance terms, each given its
-    own t margin: sqrt(Σ (t_{1−p/2, df_j})² v_j). (A loop: there are only a few terms.)"""
-    return math.sqrt(sum(special.stdtrit(df, p / 2) ** 2 * v for v, df in zip(variances, dfs)))
+    own t margin: sqrt(Σ (t_{1−p/2, df_j})² v_j). (A loop: there are only a few terms.) At a p
+    near 0 a 1-df quantile squared passes the largest float: the width is then inf."""
+    with np.errstate(over="ignore"):
+        return math.sqrt(sum(special.stdtrit(df, p / 2) ** 2 * v for v, df in zip(variances, dfs)))
 
 
 @dataclass(frozen=True)
@@ -308,29 +324,109 @@ def is_paired(a: Arm, b: Arm) -> bool:
 
 
 # --- the decision rule --------------------------------------------------------------------
+# A contrast is a weighted sum of arm means, θ = Σ w·mean(arm): +1/−1 for one comparison, ±1/C
+# for the mean of C comparisons. An arm may appear in several entries (comparisons sharing it).
+Entries = Sequence[tuple[Arm, float]]
+
+
+def _block_groups(entries: Entries) -> list[tuple[int, list, np.ndarray]]:
+    """The blocks of a contrast grouped by which entries have them: [(blocks in the group,
+    its entries, the blocks its variance is taken on)]. θ = Σ_k z_k with z_k = Σ_{entries with
+    block k} (w/K_entry)·block mean_k, and blocks are independent draws, so within a group
+    the z_k are i.i.d.: their spread is the group's variance, covariances between arms that
+    meet in those blocks included. A group of one block has no spread of its own; its z is
+    formed instead on every block where all of its arms meet (fewer than 2 where they meet
+    only there)."""
+    held = [set(arm.block_ids.tolist()) for arm, _ in entries]
+    patterns: dict[tuple, list] = {}
+    for block in sorted(set().union(*held)):
+        members = tuple(i for i, (_, w) in enumerate(entries) if w != 0 and block in held[i])
+        if members:
+            patterns.setdefault(members, []).append(block)
+    groups = []
+    for members, blocks in patterns.items():
+        arms = [entries[i] for i in members]
+        meet = np.array(blocks) if len(blocks) >= 2 else reduce(np.intersect1d, [arm.block_ids for arm, _ in arms])
+        groups.append((len(blocks), arms, meet))
+    return groups
+
+
+def _block_term(entries: Entries) -> tuple[float, float]:
+    """Variance and df of θ's block-to-block part: per group of n_g blocks, n_g·s²(z) with
+    (blocks z is taken on − 1) df; the groups summed with Satterthwaite's df (Welch's, for two
+    arms on different blocks; the paired t's K−1 when every arm has the same blocks). Where a
+    one-block group's arms meet nowhere else, its variance is bounded from the arms' own,
+    (Σ |w|/K·s)², the largest it can be whatever their correlation."""
+    variances, dfs = [], []
+    for size, arms, meet in _block_groups(entries):
+        if len(meet) >= 2:
+            z = sum(w / len(arm.block_ids) * arm.block_means[arm.rows_of(meet)] for arm, w in arms)   # (meet,)
+            variances.append(size * _sample_variance(z))
+            dfs.append(float(len(meet) - 1))
+        else:
+            variances.append(sum(abs(w) / len(arm.block_ids) * math.sqrt(_sample_variance(arm.block_means))
+                                 for arm, w in arms) ** 2)
+            dfs.append(float(min(len(arm.block_ids) for arm, _ in arms) - 1))
+    return sum(variances), _satterthwaite(variances, dfs, fallback=sum(dfs))
+
+
+def _residual_mean_square(table: np.ndarray) -> float:
+    """MS_E of a two-way table without replication (blocks × examples): what is left of each
+    cell after its row and column means, per residual df (rows−1)(columns−1)."""
+    rows, columns = table.shape
+    residual = table - table.mean(axis=1, keepdims=True) - table.mean(axis=0, keepdims=True) + table.mean()
+    return float(np.einsum("ij,ij->", residual, residual)) / ((rows - 1) * (columns - 1))
+
+
+def _test_term(entries: Entries) -> tuple[float, float] | None:
+    """Variance and df (n−1) of θ's test-sampling part, for entries on one test set that all
+    carry per-example scores; None with fewer than 2 examples.
+
+    The per-example contrast D_i = Σ w·(arm's mean on example i) has var(D)/n = MS_I/(nK) in
+    two-way ANOVA terms (paired arms); its expectation holds the model×example noise MS_E/(nK)
+    that the block term has already counted (each block mean carries its runs' own test noise).
+    So that part is removed, group by group of blocks as in :func:`_block_groups`:
+    (MS_I − MS_E)/(nK), unbiased. Where a one-block group's arms meet nowhere else, each arm's
+    own MS_E stands in, their example noise taken as independent there. The estimate is
+    clipped at 0: a test term below 0 is noise, and the interval is then the block term's."""
+    n = entries[0][0].examples.shape[1]
+    if n < 2:
+        return None
+    contrast = sum(w * arm.example_means() for arm, w in entries)                      # (n,)
+    counted = 0.0
+    for size, arms, meet in _block_groups(entries):
+        if len(meet) >= 2:
+            table = sum(w / len(arm.block_ids) * arm.block_examples()[arm.rows_of(meet)] for arm, w in arms)
+            counted += size * _residual_mean_square(table)                             # table: (meet, n)
+        else:
+            counted += sum((w / len(arm.block_ids)) ** 2 * _residual_mean_square(arm.block_examples())
+                           for arm, w in arms)
+    return max(0.0, (_sample_variance(contrast) - counted) / n), float(n - 1)
+
+
+def _contrast_evidence(entries: Entries, test_sets: Sequence[Entries]) -> _Evidence:
+    """θ = Σ w·mean(arm) with its block term and one test term per test set (``test_sets``: the
+    entries of each set whose arms carry per-example scores)."""
+    difference = float(sum(w * arm.mean for arm, w in entries))
+    block_var, block_df = _block_term(entries)
+    variances, dfs = [block_var], [block_df]
+    for on_one_set in test_sets:
+        term = _test_term(on_one_set) if on_one_set else None
+        if term is not None:
+            variances.append(term[0])
+            dfs.append(term[1])
+    first = entries[0][0]
+    paired = all(is_paired(first, arm) for arm, _ in entries)
+    blocks = min(len(arm.block_ids) for arm, _ in entries)
+    return _Evidence(difference, tuple(variances), tuple(dfs), paired, blocks)
+
+
 def _evidence(a: Arm, b: Arm, test_sampling: bool) -> _Evidence:
     """The difference of two arms and its variance terms (see :func:`t_interval`)."""
-    k_a, k_b = _check_two_blocks(a, "a"), _check_two_blocks(b, "b")
-    difference = a.mean - b.mean
-    paired = is_paired(a, b)
-    if paired:
-        d = a.block_means - b.block_means                     # (K,)
-        var_block, df_block = _sample_variance(d) / k_a, float(k_a - 1)
-        blocks = k_a
-    else:
-        v_a = _sample_variance(a.block_means) / k_a
-        v_b = _sample_variance(b.block_means) / k_b
-        var_block = v_a + v_b
-        df_block = _satterthwaite([v_a, v_b], [k_a - 1, k_b - 1], fallback=k_a + k_b - 2)
-        blocks = min(k_a, k_b)
-    variances, dfs = [var_block], [df_block]
-    if test_sampling and _shared_examples(a, b):
-        per_example = a.example_means() - b.example_means()  # (n_examples,)
-        n = len(per_example)
-        if n >= 2:
-            variances.append(_sample_variance(per_example) / n)
-            dfs.append(float(n - 1))
-    return _Evidence(float(difference), tuple(variances), tuple(dfs), paired, blocks)
+    _check_two_blocks(a, "a")
+    _check_two_blocks(b, "b")
+    entries = [(a, 1.0), (b, -1.0)]
+    return _contrast_evidence(entries, [entries] if test_sampling and _shared_examples(a, b) else [])
 
 
 def t_interval(a: Arm, b: Arm, level: float = 0.95, test_sampling: bool = True,
@@ -340,14 +436,16 @@ def t_interval(a: Arm, b: Arm, level: float = 0.95, test_sampling: bool = True,
     Blocks (pretraining seeds) are the unit of replication, so the variance comes from how
     block means scatter: runs within a block share their pretraining draw, and counting them
     as independent would overstate the evidence. Paired arms (the same blocks) use the
-    per-block differences d_k, var = s²(d)/K with K−1 df; otherwise Welch on the block means
-    with Satterthwaite's df.
+    per-block differences d_k, var = s²(d)/K with K−1 df; arms on different blocks, Welch on
+    the block means with Satterthwaite's df; arms whose blocks partly meet, the per-block
+    difference where they meet and each arm's own blocks elsewhere (:func:`_block_term`).
 
     The test set is one sample of the task's examples, and a difference seen on it may not
     carry to another sample; with ``test_sampling`` and per-example scores in both arms the
-    variance of the per-example differences D_i over the n examples, var(D)/n with n−1 df, is
-    added. This is slightly conservative: the model×example (Bernoulli) noise that s²(d)
-    already holds is counted again in var(D).
+    variance of the per-example differences D_i over the n examples is added, less the
+    model×example noise that the block means already hold: (MS_I − MS_E)/(nK) with n−1 df,
+    clipped at 0 (:func:`_test_term`). Without that subtraction the noise is counted twice
+    and a true null is rejected 1–3 % of the time at a nominal 5 %.
 
     ``combine`` says how the two terms make one interval. "margins" (the default): half-width
     sqrt((t_{K−1}·se_block)² + (t_{n−1}·se_test)²), never above the nominal error rate.
@@ -473,8 +571,9 @@ def equivalence(a: Arm, b: Arm, margin: float, alpha: float = 0.05, test_samplin
                 combine: str = "margins") -> dict:
     """"About equal" as a test (TOST), rather than "no significant difference", which a noisy
     study earns for free. ``equivalent``: the (1−2α) interval lies inside (−margin, margin),
-    i.e. both one-sided tests at α reject; ``p``: the larger one-sided p. ``different``: the
-    (1−α) interval lies entirely outside [−margin, margin]. Neither: the data cannot tell."""
+    i.e. both one-sided tests at α reject; ``p``: the larger one-sided p (below α exactly when
+    equivalent). ``different``: the (1−α) interval lies entirely outside [−margin, margin];
+    ``p_different``: its p (below α exactly when different). Neither: the data cannot tell."""
     _check_alpha(alpha)
     if not (margin > 0 and np.isfinite(margin)):
         raise ValueError(f"margin must be positive and finite, got {margin}")
@@ -482,16 +581,21 @@ def equivalence(a: Arm, b: Arm, margin: float, alpha: float = 0.05, test_samplin
     narrow, wide = evidence.interval(1 - 2 * alpha, combine), evidence.interval(1 - alpha, combine)
     p = max(evidence.one_sided_p(-margin, above=True, combine=combine),
             evidence.one_sided_p(margin, above=False, combine=combine))
+    # "different": beyond +margin or below −margin, each one-sided at α/2 (the (1−α) interval)
+    beyond = min(evidence.one_sided_p(margin, above=True, combine=combine),
+                 evidence.one_sided_p(-margin, above=False, combine=combine))
     return {"equivalent": bool(narrow.low > -margin and narrow.high < margin),
             "different": bool(wide.low > margin or wide.high < -margin),
-            "p": p, "interval": narrow, "interval_wide": wide, "margin": float(margin)}
+            "p": p, "p_different": min(1.0, 2 * beyond),
+            "interval": narrow, "interval_wide": wide, "margin": float(margin)}
 
 
 def not_greater(a: Arm, b: Arm, margin: float, alpha: float = 0.05, test_sampling: bool = True,
                 combine: str = "margins") -> dict:
     """"a does not beat b by more than ``margin``" as a one-sided test at α. ``holds``: the
-    (1−2α) interval's upper bound is below the margin; ``p``: the one-sided p of "δ ≥ margin";
-    ``fails``: the (1−α) interval's lower bound is above the margin."""
+    (1−2α) interval's upper bound is below the margin; ``p``: the one-sided p of "δ ≥ margin"
+    (below α exactly when it holds); ``fails``: the (1−α) interval's lower bound is above the
+    margin; ``p_fails``: its p (below α exactly when it fails)."""
     _check_alpha(alpha)
     if not np.isfinite(margin):
         raise ValueError(f"margin must be finite, got {margin}")
@@ -499,6 +603,7 @@ def not_greater(a: Arm, b: Arm, margin: float, alpha: float = 0.05, test_samplin
     narrow, wide = evidence.interval(1 - 2 * alpha, combine), evidence.interval(1 - alpha, combine)
     return {"holds": bool(narrow.high < margin), "fails": bool(wide.low > margin),
             "p": evidence.one_sided_p(margin, above=False, combine=combine),
+            "p_fails": min(1.0, 2 * evidence.one_sided_p(margin, above=True, combine=combine)),
             "interval": narrow, "interval_wide": wide, "margin": float(margin)}
 
 
@@ -526,17 +631,18 @@ def holm(pvalues) -> np.ndarray:
 # --- pooling several comparisons of one claim ----------------------------------------------
 def pooled_interval(pairs: Sequence[tuple[Arm, Arm, int, Hashable]], level: float = 0.95,
                     combine: str = "margins") -> Interval:
-    """One effect for a claim made of several comparisons: the mean of sign·(mean a − mean b).
+    """One effect for a claim about an average of several comparisons: the mean of
+    sign·(mean a − mean b), each comparison weighted alike.
 
     ``pairs``: (a, b, sign, example_set); sign (+1 or −1) orients each comparison so that
     positive is the claimed direction, and example_set names its test set (comparisons on one
     task share it, and their example draws are correlated). Comparisons usually share arms and
-    blocks, so they are not independent: when every arm has the same blocks, the pooled
-    difference is formed block by block and its variance taken between blocks (K−1 df), which
-    counts those correlations; the test-sampling term sums the signed per-example differences
-    within each test set before taking their variance (each test set is one term, with n−1 df,
-    combined with the block term as in :func:`t_interval`). When block sets differ, the
-    comparisons are *assumed independent*: se² = Σ se_c²/C², one t with the smallest df.
+    blocks, so they are not independent: the pooled difference is a contrast of arm means whose
+    block term is taken per block wherever the arms meet (:func:`_block_term`: with every arm
+    on the same blocks, the per-block pooled difference with K−1 df), which counts those
+    correlations, also between comparisons that share an arm on blocks the others lack. Each
+    test set is one test-sampling term (:func:`_test_term`), combined with the block term as in
+    :func:`t_interval`.
     """
     _check_level(level)
     if len(pairs) == 0:
@@ -546,35 +652,17 @@ def pooled_interval(pairs: Sequence[tuple[Arm, Arm, int, Hashable]], level: floa
             raise ValueError(f"pooled_interval: comparison {index} is not (a, b, sign, example_set)")
         if pair[2] not in (1, -1):
             raise ValueError(f"pooled_interval: comparison {index} has sign {pair[2]!r}; it must be +1 or -1")
-    count = len(pairs)
-    signs = np.array([float(pair[2]) for pair in pairs])       # (C,)
     for index, (a, b, _, _) in enumerate(pairs):
         _check_two_blocks(a, f"a of comparison {index}")
         _check_two_blocks(b, f"b of comparison {index}")
-    difference = float(np.mean([sign * (a.mean - b.mean) for (a, b, _, _), sign in zip(pairs, signs)]))
-    first = pairs[0][0]
-    shared_blocks = all(is_paired(first, arm) for a, b, _, _ in pairs for arm in (a, b))
-    if not shared_blocks:
-        singles = [t_interval(a, b, level=level, combine=combine) for a, b, _, _ in pairs]
-        variance = sum(single.se ** 2 for single in singles) / count ** 2
-        evidence = _Evidence(difference, (variance,), (min(single.df for single in singles),), False,
-                             min(single.blocks for single in singles))
-        return evidence.interval(level, combine)
-    k = len(first.block_ids)
-    per_block = np.mean([sign * (a.block_means - b.block_means)
-                         for (a, b, _, _), sign in zip(pairs, signs)], axis=0)  # (K,)
-    variances, dfs = [_sample_variance(per_block) / k], [float(k - 1)]
-    groups: dict = {}
-    for (a, b, _, example_set), sign in zip(pairs, signs):
+    count = len(pairs)
+    entries = [entry for a, b, sign, _ in pairs for entry in ((a, sign / count), (b, -sign / count))]
+    test_sets: dict = {}
+    for a, b, sign, example_set in pairs:
         if _shared_examples(a, b):
-            signed = sign * (a.example_means() - b.example_means())  # (n_g,)
-            if example_set in groups and len(groups[example_set]) != len(signed):
+            on_set = test_sets.setdefault(example_set, [])
+            if on_set and on_set[0][0].examples.shape[1] != a.examples.shape[1]:
                 raise ValueError(f"pooled_interval: comparisons on example set {example_set!r} differ in "
-                                 f"test-set size ({len(groups[example_set])} vs {len(signed)})")
-            groups[example_set] = groups.get(example_set, 0) + signed
-    for summed in groups.values():
-        n = len(summed)
-        if n >= 2:
-            variances.append(_sample_variance(summed) / n / count ** 2)
-            dfs.append(float(n - 1))
-    return _Evidence(difference, tuple(variances), tuple(dfs), True, k).interval(level, combine)
+                                 f"test-set size ({on_set[0][0].examples.shape[1]} vs {a.examples.shape[1]})")
+            on_set += [(a, sign / count), (b, -sign / count)]
+    return _contrast_evidence(entries, list(test_sets.values())).interval(level, combine)

@@ -10,9 +10,11 @@ from per-example scores where the metric is a mean over examples:
   minimum detectable effect at this budget beside it.
 - "A ≈ B" and "A does not beat B" are equivalence (TOST) and non-superiority tests against a
   margin stated per claim in ``MARGINS``, with the reason for it.
-- Within a claim, Holm's correction over its comparisons; a directional claim is decided
-  by one pooled effect (the mean of its comparisons, per block), an equivalence claim by how
-  many of its comparisons hold after Holm.
+- A claim is decided by the logic its own words give it (``paper/claims.md``, column
+  ``needs``): most claim something of every comparison ("for both models", "on every task"),
+  an intersection–union test: supported when each comparison holds at 5 % on its own,
+  contradicted when one is reversed after Holm's correction over the claim. "On most tasks"
+  needs a majority after Holm; a claim about a mean (none of C1–C25) is decided on the mean.
 
 The words are few and the same everywhere: supported, contradicted, undecided, not measured.
 """
@@ -45,12 +47,11 @@ MARGINS = {
                  "0.7-1.5 points"),
     "C20": (1.0, "Table D.1 calls CCG competitive at 0.1-0.3 points below CC; 1 point, as for C2"),
 }
-# Claims that need only most of their comparisons ("on most tasks"); the others need all.
-MOST = {"C10"}
 COMPARISON_COLUMNS = ["comparison", "claimed side", "other side", "difference", "low", "high", "unit", "p",
                       "mde", "blocks", "outcome", "after Holm", "bootstrap low", "bootstrap high", "reason"]
-CLAIM_COLUMNS = ["claim", "statement", "effect", "low", "high", "unit", "mde", "holding", "comparisons",
-                 "decision", "reason"]
+# a claim's row: "effect" .. "mde" are those of its deciding comparison (see decide)
+CLAIM_COLUMNS = ["claim", "statement", "needs", "effect", "low", "high", "unit", "mde", "deciding", "holding",
+                 "comparisons", "decision", "reason"]
 
 
 def summarize(results: pd.DataFrame, metric: str = "test_score") -> pd.DataFrame:
@@ -146,38 +147,28 @@ def _mean_sd(mean: float, sd: float) -> str:
     return f"{mean:.2f} ± " + ("—" if sd != sd else f"{sd:.2f}")
 
 
-def _tail_p(x: float, df: float) -> float:
-    """P(T ≥ x) for Student's t with ``df`` degrees of freedom (normal when df is inf)."""
-    return float(sps.t.sf(x, df)) if math.isfinite(df) else float(sps.norm.sf(x))
-
-
-def _pvalues(kind: str, wide: stats.Interval, narrow: stats.Interval | None, margin: float) -> tuple[float, float]:
-    """(p of the claimed outcome, p of its opposite). ``wide``: the 95 % interval, whose p is
-    exact for "differs from 0"; ``narrow``: the 90 % one, the level of the one-sided 5 % tests
-    against the margin (TOST). Each t-based p reproduces its interval's decision exactly at
-    its level (the interval's df is the one that gives its half-width)."""
-    d = wide.difference
-    if kind == "greater":
-        return (wide.p if d > 0 else 1.0), (wide.p if d < 0 else 1.0)
-
-    def beyond(x: float, iv: stats.Interval) -> float:       # P(T >= x / se)
-        if iv.se == 0:
-            return 0.0 if x > 0 else 1.0
-        return _tail_p(x / iv.se, iv.df)
-    if kind == "equal":      # TOST's p: both one-sided tests; different: outside ±margin at 95 %
-        tost = max(beyond(d + margin, narrow), beyond(margin - d, narrow))
-        different = min(1.0, 2 * min(beyond(d - margin, wide), beyond(-margin - d, wide)))
-        return tost, different
-    # not greater: below +margin (one-sided at 5 %); fails: above +margin (95 % interval)
-    return beyond(margin - d, narrow), min(1.0, 2 * beyond(d - margin, wide))
-
-
-def _outcome(kind: str, p_claimed: float, p_opposite: float, alpha_claimed: float, alpha_opposite: float) -> str:
-    if p_claimed < alpha_claimed:
+def _outcome(kind: str, p_claimed: float, p_opposite: float) -> str:
+    """Every test at ``ALPHA``: "greater" on its two-sided p (the 95 % interval), "equal" and
+    "not_greater" on their one-sided p (TOST: the 90 % interval) and their opposites on the 95 %
+    interval beyond the margin."""
+    if p_claimed < ALPHA:
         return "holds"
-    if p_opposite < alpha_opposite:
+    if p_opposite < ALPHA:
         return "reversed" if kind == "greater" else "fails"
     return "undecided"
+
+
+def _tests(kind: str, a: stats.Arm, b: stats.Arm, margin: float | None) -> tuple[stats.Interval, tuple[float, float]]:
+    """The 95 % interval of a − b and (p of the claimed outcome, p of its opposite), from the
+    same ``stats`` function that defines each test."""
+    iv = stats.t_interval(a, b)
+    if kind == "greater":
+        return iv, ((iv.p if iv.difference > 0 else 1.0), (iv.p if iv.difference < 0 else 1.0))
+    if kind == "equal":
+        tost = stats.equivalence(a, b, margin, alpha=ALPHA)
+        return iv, (tost["p"], tost["p_different"])
+    below = stats.not_greater(a, b, margin, alpha=ALPHA)
+    return iv, (below["p"], below["p_fails"])
 
 
 def compare(results: pd.DataFrame, c: Comparison, examples=None, margin: float | None = None) -> dict | None:
@@ -188,24 +179,21 @@ def compare(results: pd.DataFrame, c: Comparison, examples=None, margin: float |
     b = _arm(results, c.arch_b or c.arch, c.b, c.task, c.metric, examples)
     if a is None or b is None:
         return None
+    if c.kind not in ("greater", "equal", "not_greater"):
+        raise ValueError(f"{c.label()}: unknown comparison kind {c.kind!r}")
     if c.kind != "greater" and margin is None:
         raise ValueError(f"{c.label()}: an {c.kind!r} comparison needs a margin")
     row = {"comparison": c.label(), **_sides(a, b), "unit": "points" if c.metric == "test_score" else c.metric,
            "_arms": (a, b), "_kind": c.kind, "_margin": margin,
            "blocks": min(len(a.block_ids), len(b.block_ids))}
-    if row["blocks"] < 2:
+    if row["blocks"] < 2:      # no interval; p = 1 either way, so Holm over the claim still counts it
         return {**row, "difference": a.mean - b.mean,
                 "outcome": "undecided", "reason": "one block: no replicate to judge a difference by",
-                "_p": (float("nan"), float("nan"))}
-    iv = stats.t_interval(a, b)
-    narrow = stats.t_interval(a, b, level=1 - 2 * ALPHA) if c.kind != "greater" else None
+                "_p": (1.0, 1.0)}
+    iv, p = _tests(c.kind, a, b, margin)
     boot = stats.hierarchical_bootstrap(a, b)
-    p = _pvalues(c.kind, iv, narrow, margin or 0.0)
-    # 95 % decisions; the equivalence and non-superiority tests are one-sided at 5 % (TOST)
-    alpha_claimed = ALPHA if c.kind == "greater" else 2 * ALPHA
-    outcome = _outcome(c.kind, p[0], p[1], alpha_claimed, ALPHA)
     return {**row, "difference": iv.difference, "low": iv.low, "high": iv.high, "p": p[0],
-            "mde": _mde(c.kind, iv), "outcome": outcome, "bootstrap low": boot.low,
+            "mde": _mde(c.kind, iv), "outcome": _outcome(c.kind, *p), "bootstrap low": boot.low,
             "bootstrap high": boot.high, "_p": p, "_interval": iv,
             "reason": f"margin ±{margin:g}" if margin is not None else ""}
 
@@ -220,63 +208,101 @@ def _mde(kind: str, iv: stats.Interval) -> float:
 
 
 # --- a claim --------------------------------------------------------------------------------
-def decide(claim: str, done: list[dict]) -> dict:
-    """A claim's decision from its comparisons (``compare`` rows): Holm over them, and for a
-    directional claim one pooled effect. Adds "after Holm" to each row."""
+AGAINST = ("reversed", "fails")
+
+
+def adjust(done: list[dict]) -> None:
+    """Holm's correction over a family of comparisons (``compare`` rows): fills each row's
+    "after Holm" from both its p-values (one-block rows carry p = 1)."""
     if not done:
-        return {"decision": "not measured", "reason": "no comparison of this claim was run"}
-    kind = done[0]["_kind"]
-    decided = [d for d in done if d["blocks"] >= 2]
-    for d in done:
-        d["after Holm"] = "undecided"
-    if len(decided) < len(done):
-        return {"decision": "undecided", "reason": f"{len(done) - len(decided)} of {len(done)} comparisons "
-                "have one block: no replicate to judge by"}
-    alpha_claimed = ALPHA if kind == "greater" else 2 * ALPHA
+        return
     claimed = stats.holm([d["_p"][0] for d in done])
     opposite = stats.holm([d["_p"][1] for d in done])
     for d, pc, po in zip(done, claimed, opposite):
-        d["after Holm"] = _outcome(kind, pc, po, alpha_claimed, ALPHA)
-    holding = sum(d["after Holm"] == "holds" for d in done)
-    against = sum(d["after Holm"] in ("reversed", "fails") for d in done)
-    pooled = _pooled(done)
-    out = {"holding": holding, "comparisons": len(done), **pooled}
-    if kind == "greater":
-        if pooled["low"] > 0 and not against:
-            return {**out, "decision": "supported", "reason": "pooled effect's interval above 0"}
-        if pooled["high"] < 0:
-            return {**out, "decision": "contradicted", "reason": "pooled effect's interval below 0"}
-        return {**out, "decision": "undecided", "reason": (
-            f"pooled effect above 0 but {against} comparison(s) reversed (Holm)" if pooled["low"] > 0
-            else "pooled effect's interval spans 0")}
-    needed = len(done) // 2 + 1 if claim in MOST else len(done)
-    quantity = "most" if claim in MOST else "all"
+        d["after Holm"] = _outcome(d["_kind"], pc, po)
+
+
+def needs(claim: str) -> str:
+    """A claim's logic from the catalogue (``paper/claims.md``): all, most, mean or rankings.
+    A family that is not a claim (the primary comparisons) is decided comparison by comparison."""
+    table = paper_claims().set_index("id")["needs"]
+    if claim not in table:
+        raise ValueError(f"no claim {claim!r} in the catalogue; known: {list(table.index)}")
+    return table[claim]
+
+
+def decide(claim: str, done: list[dict], logic: str | None = None) -> dict:
+    """A claim's decision from its comparisons (``compare`` rows), by the claim's logic
+    (``needs``; ``logic`` overrides it). Adds "after Holm" to each row.
+
+    - all: an intersection–union test. Supported when every comparison holds at α on its own
+      (no correction is needed for that: each must clear α); contradicted when some comparison
+      is reversed (or fails its margin) after Holm over the claim; undecided otherwise.
+    - most: supported when more than half hold after Holm, contradicted when so many are
+      against after Holm that a majority cannot hold.
+    - mean: the mean of the comparisons' differences (each weighted alike, one unit), decided by
+      its own interval (``stats.pooled_interval``).
+    The claim's effect, interval and mde are those of the comparison that decides it: the
+    weakest that had to hold (all), the majority's weakest (most), the strongest against
+    (contradicted)."""
+    if not done:
+        return {"decision": "not measured", "reason": "no comparison of this claim was run"}
+    logic = logic or needs(claim)
+    if logic not in ("all", "most", "mean"):
+        raise ValueError(f"claim {claim}: decide() takes the logic all, most or mean, not {logic!r}")
+    adjust(done)
+    n = len(done)
+    by_claimed = sorted(done, key=lambda d: d["_p"][0])            # strongest first
+    if logic == "mean":
+        return _decide_mean(done)
+    if logic == "all":
+        holding = sum(d["outcome"] == "holds" for d in done)
+        needed, quantity = n, f"all {n}"
+        holding_words = f"{holding} of {n} hold at 5 %"
+    else:
+        holding = sum(d["after Holm"] == "holds" for d in done)
+        needed, quantity = n // 2 + 1, f"{n // 2 + 1} of {n}"
+        holding_words = f"{holding} of {n} hold after Holm"
+    against = [d for d in done if d["after Holm"] in AGAINST]
+    out = {"holding": holding, "comparisons": n, "needs": logic}
     if holding >= needed:
-        return {**out, "decision": "supported", "reason": f"{quantity} comparisons hold after Holm"}
-    if len(done) - against < needed:
-        return {**out, "decision": "contradicted", "reason": f"{against} comparison(s) beyond the margin (Holm)"}
-    return {**out, "decision": "undecided", "reason": f"{holding} of {len(done)} hold after Holm; {quantity} needed"}
+        return {**out, **_deciding(by_claimed[needed - 1]), "decision": "supported",
+                "reason": f"{holding_words}; {quantity} needed"}
+    if len(against) > n - needed:
+        strongest = min(against, key=lambda d: d["_p"][1])
+        return {**out, **_deciding(strongest), "decision": "contradicted",
+                "reason": f"{len(against)} of {n} {'reversed' if strongest['_kind'] == 'greater' else 'fail'} "
+                          f"after Holm; {quantity} needed"}
+    one_block = sum(d["blocks"] < 2 for d in done)
+    return {**out, **_deciding(by_claimed[needed - 1]), "decision": "undecided",
+            "reason": f"{holding_words}; {quantity} needed"
+                      + (f"; {one_block} of {n} have one block: no replicate to judge by" if one_block else "")}
 
 
-def _pooled(done: list[dict]) -> dict:
-    """The claim's pooled effect: the mean of its comparisons' differences, per block, in the
-    comparisons' unit, or in percent of the other side where they mix metrics."""
-    same_unit = len({d["_metric"] for d in done}) == 1
-    pairs = []
-    for d in done:
-        a, b = d["_arms"]
-        if not same_unit:                 # e.g. L1 and angular distances: percent of the other side
-            scale = 100 / abs(b.scores.mean())
-            a, b = _scaled(a, scale), _scaled(b, scale)
-        pairs.append((a, b, 1, d["_example_set"]))
-    iv = stats.pooled_interval(pairs)
-    unit = done[0]["_metric"] if same_unit else "% of the other side"
-    return {"effect": iv.difference, "low": iv.low, "high": iv.high,
-            "unit": "points" if unit == "test_score" else unit, "mde": stats.min_detectable_effect(iv.se, iv.df)}
+def _deciding(d: dict) -> dict:
+    """The claim's effect columns from the comparison that decides it."""
+    nan = float("nan")
+    return {"effect": d["difference"], "low": d.get("low", nan), "high": d.get("high", nan),
+            "mde": d.get("mde", nan), "unit": d["unit"], "deciding": d["comparison"]}
 
 
-def _scaled(arm: stats.Arm, scale: float) -> stats.Arm:
-    return stats.Arm.of(arm.blocks, arm.scores * scale, None if arm.examples is None else arm.examples * scale)
+def _decide_mean(done: list[dict]) -> dict:
+    """A claim about the mean of its comparisons (one unit, each comparison weighted alike)."""
+    units = {d["unit"] for d in done}
+    if len(units) > 1:
+        raise ValueError(f"a claim about a mean needs one unit; its comparisons are in {sorted(units)}")
+    out = {"holding": sum(d["outcome"] == "holds" for d in done), "comparisons": len(done), "needs": "mean",
+           "unit": units.pop(), "deciding": f"the mean of {len(done)} comparisons"}
+    if any(d["blocks"] < 2 for d in done):
+        return {**out, "effect": float(np.mean([d["difference"] for d in done])), "decision": "undecided",
+                "reason": "a comparison has one block: no replicate to judge by"}
+    iv = stats.pooled_interval([(*d["_arms"], 1, d["_example_set"]) for d in done])
+    out.update(effect=iv.difference, low=iv.low, high=iv.high, mde=stats.min_detectable_effect(iv.se, iv.df))
+    if iv.low > 0:
+        return {**out, "decision": "supported", "reason": "the mean's interval is above 0"}
+    if iv.high < 0:
+        return {**out, "decision": "contradicted", "reason": "the mean's interval is below 0"}
+    return {**out, "decision": "undecided", "reason": "the mean's interval spans 0"}
 
 
 def evaluate_comparisons(results: pd.DataFrame, claims: dict[str, list[Comparison]],
@@ -313,9 +339,10 @@ def _claim_row(claim: str, decision: dict) -> dict:
     if claim in MARGINS:
         reason += f"; margin ±{MARGINS[claim][0]:g} points: {MARGINS[claim][1]}"
     return {"claim": claim, "section": text.loc[claim, "section"], "statement": text.loc[claim, "claim"],
-            **{k: decision.get(k, nan) for k in ("effect", "low", "high", "mde")},
-            "unit": decision.get("unit", ""), "holding": decision.get("holding", 0),
-            "comparisons": decision.get("comparisons", 0), "decision": decision["decision"], "reason": reason}
+            "needs": text.loc[claim, "needs"], **{k: decision.get(k, nan) for k in ("effect", "low", "high", "mde")},
+            "unit": decision.get("unit", ""), "deciding": decision.get("deciding", ""),
+            "holding": decision.get("holding", 0), "comparisons": decision.get("comparisons", 0),
+            "decision": decision["decision"], "reason": reason}
 
 
 def _table1_claims(archs) -> dict[str, list[Comparison]]:
@@ -411,14 +438,22 @@ CLAIM_SETS = {"synthetic": _synthetic_claims, "synthetic_distances": _synthetic_
 
 def rankings_differ(results: pd.DataFrame, claim: str, task: str, archs, metric: str = "test_score",
                     examples=None) -> dict:
-    """A claim that two models rank the pretraining sets differently on ``task`` (C13). Each
-    model's best set (by mean); supported when each model's best beats the other model's best
-    within that model (both comparisons hold after Holm); contradicted when both models' best
-    set is the same and beats every other set for each model; undecided otherwise."""
+    """A claim that two models rank the pretraining sets differently on ``task`` (C13).
+
+    Each model's best set is chosen on the validation scores (``val_`` beside ``test_``) and
+    tested on the test scores, so the choice and the test do not share a sample. Supported when
+    the two models' best sets differ and each beats the other's within its model (an
+    intersection–union test: both hold at α); contradicted when both models' best set is the
+    same and beats every other set for each model; undecided otherwise. Without validation
+    scores the best is chosen on the test scores themselves, and the reason says so: a
+    selection and a test on one sample, optimistic."""
+    select_on = metric.replace("test_", "val_", 1) if metric.startswith("test_") else None
+    one_sample = select_on is None or select_on not in results
+    chooser = metric if one_sample else select_on
     best = {}
     for m in archs:
         rows = results[(results["arch"] == m) & (results["task"] == task)]
-        means = {s: Side(s).rows(rows)[metric].mean() for s in sorted(rows["pretrained_on"].unique())}
+        means = {s: Side(s).rows(rows)[chooser].mean() for s in sorted(rows["pretrained_on"].unique())}
         means = {s: v for s, v in means.items() if v == v}           # whole sets only
         if means:
             best[m] = max(means, key=means.get)
@@ -426,20 +461,19 @@ def rankings_differ(results: pd.DataFrame, claim: str, task: str, archs, metric:
         return _claim_row(claim, {"decision": "not measured", "reason": "needs both models"})
     (m1, b1), (m2, b2) = list(best.items())[:2]
     named = "; ".join(f"best for {MODEL_NAMES[m]}: {source_name(b)}" for m, b in best.items())
+    named += (" (chosen and tested on the same test scores: selection on one sample)" if one_sample
+              else f" (chosen on {chooser}, tested on {metric})")
     if b1 != b2:
-        checks = {claim: [Comparison(m1, task, b1, b2, metric=metric), Comparison(m2, task, b2, b1, metric=metric)]}
+        checks = [Comparison(m1, task, b1, b2, metric=metric), Comparison(m2, task, b2, b1, metric=metric)]
     else:
         others = sorted(set(results["pretrained_on"][results["task"] == task]) - {b1})
-        checks = {claim: [Comparison(m, task, b1, o, metric=metric) for m in (m1, m2) for o in others]}
+        checks = [Comparison(m, task, b1, o, metric=metric) for m in (m1, m2) for o in others]
     done = [{**d, "_metric": metric, "_example_set": task}
-            for c in checks[claim] if (d := compare(results, c, examples)) is not None]
-    decision = decide(claim, done)
-    holds = decision["decision"] == "supported"
-    if b1 == b2:            # the same best set: all its comparisons holding contradicts the claim
-        decision = {**decision, "decision": "contradicted" if holds else "undecided"}
-    elif decision["decision"] == "supported":
-        decision = {**decision, "decision": "supported" if decision.get("holding") == len(done) else "undecided"}
-    else:
+            for c in checks if (d := compare(results, c, examples)) is not None]
+    decision = decide(claim, done, logic="all")
+    if b1 == b2:            # the same best set beating every other set contradicts the claim
+        decision = {**decision, "decision": "contradicted" if decision["decision"] == "supported" else "undecided"}
+    elif decision["decision"] == "contradicted":    # a best set reversed is no evidence of the same ranking
         decision = {**decision, "decision": "undecided"}
     return _claim_row(claim, {**decision, "reason": f"{named}; {decision['reason']}"})
 
@@ -501,7 +535,7 @@ def primary_comparisons(results: pd.DataFrame, primary: list[dict], examples=Non
         if d is None:
             raise ValueError(f"primary comparison {entry} was not run: the notebook's grid lacks a side")
         done.append({**d, "_metric": "test_score", "_example_set": entry["task"]})
-    decide("primary", done)                  # Holm over the family: fills "after Holm"
+    adjust(done)                             # Holm over the family: fills "after Holm"
     rows = [{**{k: v for k, v in d.items() if not k.startswith("_")}, "decision": WORDS[d["after Holm"]]}
             for d in done]
     return pd.DataFrame(rows, columns=PRIMARY_COLUMNS)
@@ -525,7 +559,7 @@ def sensitivity(results: pd.DataFrame, sets, examples=None) -> pd.DataFrame:
             names.append(source_name(s))
         if not done:
             continue
-        decide("sensitivity", done)
+        adjust(done)
         best = max(done, key=lambda d: d["difference"])
         shown_by = [n for n, d in zip(names, done) if d["after Holm"] == "holds"]
         rows.append({"model": MODEL_NAMES[arch], "task": TASK_NAMES.get(task, task),
@@ -557,15 +591,17 @@ def shown(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def sentences(claims: pd.DataFrame) -> list[str]:
-    """One line per claim in plain words: the decision, the pooled effect and its interval,
-    what this budget could detect, and why."""
+    """One line per claim in plain words: the decision, the comparison that decided it with its
+    interval, what this budget could detect, how many comparisons hold, and why."""
     lines = []
     for _, c in claims.iterrows():
-        effect = ("" if c["effect"] != c["effect"] else
-                  f"pooled effect {c['effect']:+.2f} {c['unit']} [{c['low']:+.2f}, {c['high']:+.2f}], "
-                  f"detectable at this budget from {c['mde']:.2f}; ")
+        effect = ""
+        if c["effect"] == c["effect"]:
+            interval = "" if c["low"] != c["low"] else f" [{c['low']:+.2f}, {c['high']:+.2f}]"
+            mde = "" if c["mde"] != c["mde"] else f", detectable at this budget from {c['mde']:.2f}"
+            effect = f"deciding comparison {c['deciding']}: {c['effect']:+.2f} {c['unit']}{interval}{mde}; "
         lines.append(f"{c['claim']}: {c['decision']} — {effect}{c['holding']} of {c['comparisons']} "
-                     f"comparisons hold after Holm ({c['reason']}).")
+                     f"hold ({c['reason']}).")
     return lines
 
 

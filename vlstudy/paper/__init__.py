@@ -17,12 +17,21 @@ def table(name: str) -> pd.DataFrame:
     return pd.read_csv(HERE / f"{name}.csv")
 
 
+CLAIM_FIELDS = ["id", "section", "claim", "evidence", "needs", "words"]
+NEEDS = ("all", "most", "mean", "rankings")   # a claim's logic: see claims.md
+
+
 @cache
 def claims() -> pd.DataFrame:
-    """Claims C1–C25: columns id, section, claim, evidence."""
+    """Claims C1–C25: columns id, section, claim, evidence, needs (the claim's logic: all,
+    most, mean or rankings) and words (the paper's words that logic is read from)."""
     rows = []
-    for line in (HERE / "claims.md").read_text().splitlines():
+    source = HERE / "claims.md"
+    for number, line in enumerate(source.read_text().splitlines(), 1):
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and cells[0].startswith("C") and cells[0][1:].isdigit():
+        if cells[0].startswith("C") and cells[0][1:].isdigit():
+            if len(cells) != len(CLAIM_FIELDS) or cells[4] not in NEEDS:
+                raise ValueError(f"{source}:{number}: a claim row has the cells {CLAIM_FIELDS}, its 'needs' one "
+                                 f"of {NEEDS}; got {cells}")
             rows.append(cells)
-    return pd.DataFrame(rows, columns=["id", "section", "claim", "evidence"])
+    return pd.DataFrame(rows, columns=CLAIM_FIELDS)
