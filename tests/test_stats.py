@@ -86,6 +86,7 @@ def rejection_rates(intervals: list[Interval]) -> tuple[float, float]:
 
 
 # --- the decision rule: null calibration and power ------------------------------------------
+@pytest.mark.calibration
 @pytest.mark.parametrize("blocks,finetunes", [(2, 1), (2, 2), (3, 1), (3, 2), (6, 1), (6, 2)])
 def test_t_interval_holds_its_level_under_no_effect(blocks, finetunes):
     """At its level, not merely below it: with the model×example noise counted once (in the
@@ -100,6 +101,7 @@ def test_t_interval_holds_its_level_under_no_effect(blocks, finetunes):
     assert within(two_sided, 0.05, studies)
 
 
+@pytest.mark.calibration
 def test_rule_is_conservative_where_test_sampling_dominates():
     """Why the rule may reject less than 5 %: where the arms differ by example far more than by
     block, the block means' spread is mostly example noise, yet it gets the block term's t
@@ -116,6 +118,7 @@ def test_rule_is_conservative_where_test_sampling_dominates():
     assert 0.03 <= rates[6] <= upper_bound(0.05, studies)
 
 
+@pytest.mark.calibration
 @pytest.mark.parametrize("blocks", [2, 3, 6])
 def test_t_interval_is_exact_on_block_level_normal_data(blocks):
     """Without examples the rule is the paired t test: its rate is 5 %, not merely below."""
@@ -126,6 +129,7 @@ def test_t_interval_is_exact_on_block_level_normal_data(blocks):
     assert abs(two_sided - 0.05) <= 3 * math.sqrt(0.05 * 0.95 / studies)
 
 
+@pytest.mark.calibration
 def test_satterthwaite_combination_is_too_liberal_with_two_blocks():
     """Why the block and test terms are combined by their margins: one t with Satterthwaite's
     df rejects a true null too often at 2 blocks (the df leaps when s² is drawn small)."""
@@ -139,6 +143,7 @@ def test_satterthwaite_combination_is_too_liberal_with_two_blocks():
     assert within(margins, 0.05, studies)
 
 
+@pytest.mark.calibration
 def test_test_sampling_term_is_needed_when_arms_differ_by_example():
     """With arm×example effects, a test set favours one arm by chance in all blocks alike, and
     the block spread cannot see it: block-only intervals then reject a true null too often."""
@@ -151,6 +156,7 @@ def test_test_sampling_term_is_needed_when_arms_differ_by_example():
     assert with_test <= upper_bound(0.05, STUDIES)
 
 
+@pytest.mark.calibration
 def test_power_matches_the_noncentral_t():
     studies, blocks, effect, sd = 2000, 6, 1.0, 1.0
     a, b = normal_block_scores(np.random.default_rng(9), studies, blocks, effect=effect, sd=sd)
@@ -243,6 +249,7 @@ def test_a_test_term_below_zero_is_clipped():
 
 
 # --- the bootstrap -----------------------------------------------------------------------------
+@pytest.mark.calibration
 @pytest.mark.parametrize("finetunes,examples", [(1, None), (2, 1000)])
 def test_bootstrap_is_too_narrow_with_two_blocks(finetunes, examples):
     """Why the bootstrap does not decide: at 2 paired blocks under no effect its percentile
@@ -343,6 +350,7 @@ def equivalence_rates(true_gap, margin=1.0, sd=0.7, studies=1000, seed=0):
             "not_significant": np.mean([not r["interval_wide"].excludes(0) for r in tost])}
 
 
+@pytest.mark.calibration
 def test_equivalence_and_not_greater_calibration():
     studies = 1000
     at_margin = equivalence_rates(1.0, seed=21)
@@ -377,6 +385,7 @@ def test_holm_by_hand():
         holm([0.01, float("nan")])
 
 
+@pytest.mark.calibration
 def test_holm_controls_the_family_wise_rate():
     families, comparisons = 600, 8
     a, b = normal_block_scores(np.random.default_rng(31), families * comparisons, 3)
@@ -388,6 +397,7 @@ def test_holm_controls_the_family_wise_rate():
     assert unadjusted > 0.10
 
 
+@pytest.mark.calibration
 @pytest.mark.parametrize("comparisons", [2, 8])
 def test_holm_is_exact_on_independent_nulls(comparisons):
     """On independent uniform p-values Holm rejects something exactly when the smallest p is
@@ -455,6 +465,7 @@ def test_pooled_interval_by_hand():
     assert not mixed.paired and mixed.blocks == 2
 
 
+@pytest.mark.calibration
 def test_pooled_interval_holds_its_level_under_no_effect():
     """Four comparisons of one claim on two tasks, sharing arms and pretraining seeds (so their
     errors are correlated): the pooled effect keeps its level, and it needs its test terms
@@ -480,6 +491,7 @@ def test_pooled_interval_holds_its_level_under_no_effect():
             assert without_test > upper_bound(0.05, studies)
 
 
+@pytest.mark.calibration
 def test_pooled_interval_counts_an_arm_shared_across_block_sets():
     """Comparisons that share an arm are correlated also when their blocks differ. Taken as
     independent, (A − X) and (B − X) on three separate sets of blocks reject a true null 8.6 %
@@ -540,6 +552,7 @@ def test_errors_name_the_problem():
         t_interval(two, two, combine="welch")
 
 
+@pytest.mark.calibration
 def test_blocks_for_power_gives_the_power_it_claims_on_simulated_studies():
     """The allocation rule: at the blocks it returns a paired t-test finds the effect in at
     least 80 % of simulated studies (and at one block fewer, in fewer)."""

@@ -26,6 +26,7 @@ def simulated_results(rng, pretraining_sd=2.0, finetuning_sd=1.0, blocks=4, seed
     return pd.DataFrame(rows), per_example
 
 
+@pytest.mark.calibration
 def test_components_recover_known_variances():
     rng, studies = np.random.default_rng(0), 400
     estimates = []

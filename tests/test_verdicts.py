@@ -169,6 +169,7 @@ def simulated_rows(rng, effects: dict, blocks: int, sd: float = 1.0, shared_sd: 
     return pd.DataFrame(rows)
 
 
+@pytest.mark.calibration
 def test_tost_on_the_verdicts_path_is_one_sided_five_percent():
     """An "equal" or "not better" comparison holds at a one-sided 5 % (its 90 % interval within
     the margin), as ``stats.equivalence`` says, not at 10 %."""
@@ -215,8 +216,11 @@ def test_a_claim_about_every_comparison_needs_every_one():
     assert (c1["comparisons"], c1["holding"], c1["needs"]) == (12, 1, "all")
     assert c1["decision"] != "supported" and "1 of 12 hold at 5 %" in c1["reason"]
     assert c1["deciding"] != "VQA-D: VisualBERT COCO > VisualBERT CC-small"
+    counted = detail[detail["claim"] == "C1"].set_index("comparison")["for the claim"]
+    assert counted["VQA-D: VisualBERT COCO > VisualBERT CC-small"] == "holds" and (counted == "holds").sum() == 1
 
 
+@pytest.mark.calibration
 def test_claim_path_error_rates_on_simulated_studies():
     """Through the whole claim path (``evaluate_comparisons``) at 3 blocks. C8 (VQA-P beats
     direct training on VizWiz, for both models) where one model gains 20 points and the other

@@ -22,14 +22,16 @@ def save_figure(fig, name: str, out_dir: Path) -> list[Path]:
     return paths
 
 
-OUTCOME_COLOURS = {"holds": "#1b7837", "reversed": "#b2182b", "fails": "#b2182b", "undecided": "#777777"}
+OUTCOME_COLOURS = {"holds": "#1b7837", "reversed": "#b2182b", "fails": "#b2182b", "against": "#b2182b",
+                   "undecided": "#777777"}
 
 
 def forest(comparisons, title: str = ""):
     """Every comparison's difference (claimed side − other side) and 95 % interval, one panel
     per unit. The paper's direction is to the right of 0 (shaded) for every row: each
-    comparison is written with the side the paper claims higher first. Colour: the outcome
-    after Holm."""
+    comparison is written with the side the paper claims higher first. Colour: what the
+    comparison counts as in its claim's logic (``for the claim``: holding at 5 % where the claim
+    needs all, after Holm where it needs most; against after Holm), else its outcome after Holm."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -41,7 +43,9 @@ def forest(comparisons, title: str = ""):
         rows = comparisons[comparisons["unit"] == unit].reset_index(drop=True)
         y = np.arange(len(rows))[::-1]
         for yi, (_, r) in zip(y, rows.iterrows()):
-            colour = OUTCOME_COLOURS.get(r.get("after Holm", r["outcome"]), "#777777")
+            judged = r.get("for the claim")
+            colour = OUTCOME_COLOURS.get(judged if isinstance(judged, str) else r.get("after Holm", r["outcome"]),
+                                         "#777777")
             if r["low"] == r["low"]:                      # not NaN: an interval
                 ax.plot([r["low"], r["high"]], [yi, yi], color=colour, lw=1.5)
             ax.plot(r["difference"], yi, "o", color=colour, ms=4)
@@ -49,8 +53,8 @@ def forest(comparisons, title: str = ""):
         right = max(1e-9, float(np.nanmax(np.abs(rows[["low", "high", "difference"]].to_numpy(float)))))
         ax.axvspan(0, right * 1.05, color="#1b7837", alpha=0.06, lw=0)
         ax.set_yticks(y, [f"{r['claim']} {r['comparison']}" for _, r in rows.iterrows()], fontsize=6)
-        ax.set_xlabel(f"difference ({unit}); paper's direction → (green: holds, red: against, grey: undecided; "
-                      "after Holm)", fontsize=7)
+        ax.set_xlabel(f"difference ({unit}); paper's direction → (green: holds for its claim, red: against it "
+                      "after Holm, grey: undecided)", fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
     if title:
         axes[0, 0].set_title(title, fontsize=9)

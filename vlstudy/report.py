@@ -26,7 +26,7 @@ from .verdicts import readable
 CLAIM_COLUMNS = ["claim", "statement", "needs", "effect", "interval", "mde", "deciding comparison", "holding",
                  "decision", "reason"]
 EVIDENCE_COLUMNS = ["comparison", "claimed side", "other side", "difference", "interval", "p", "mde",
-                    "outcome", "after Holm", "bootstrap interval", "reason"]
+                    "outcome", "after Holm", "for the claim", "bootstrap interval", "reason"]
 # Tables too long for a page (every run, every weight matrix): linked, not shown.
 LINKED_ONLY = ("_runs", "_examples", "_drift")
 SCORECARD_NOTE = ("needs: the claim's logic, from the paper's words (all: every comparison must hold at 5 % on "
@@ -39,7 +39,8 @@ SCORECARD_NOTE = ("needs: the claim's logic, from the paper's words (all: every 
 EVIDENCE_TITLE = "Our evidence, comparison by comparison"
 EVIDENCE_NOTE = ("each side's mean ± sd over blocks (number of blocks), the difference with its 95 % t-interval "
                  "(blocks, paired, plus test sampling), the minimum detectable effect, the outcome alone and after "
-                 "Holm within the claim, and the hierarchical bootstrap's interval for reference")
+                 "Holm within the claim, what it counts as in the claim's logic, and the hierarchical bootstrap's "
+                 "interval for reference")
 
 
 def _title(notebook: Path) -> str:
@@ -118,6 +119,7 @@ def _evidence(df: pd.DataFrame) -> pd.DataFrame:
         "interval": [_interval(lo, hi) for lo, hi in zip(df["low"], df["high"])],
         "p": [_number(v, 3) for v in df["p"]], "mde": [_number(v) for v in df["mde"]],
         "outcome": df["outcome"], "after Holm": [h if isinstance(h, str) else "—" for h in df["after Holm"]],
+        "for the claim": [h or "—" for h in _text(df, "for the claim")],
         "bootstrap interval": [_interval(lo, hi) for lo, hi in zip(df["bootstrap low"], df["bootstrap high"])],
         "reason": [r if isinstance(r, str) else "" for r in df["reason"]]})
     return out[EVIDENCE_COLUMNS]

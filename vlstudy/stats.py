@@ -6,9 +6,14 @@ pretraining run), and finetuning seeds are nested inside it. Blocks are what a r
 would redraw, so variances are estimated between blocks, never between runs (runs of one block
 share its pretraining draw and are not independent). Every run is also scored on the same test
 examples, which are themselves one sample of the task: where per-example scores are at hand,
-that third source of variance is added. The block and test terms are combined by summing their
-squared t margins, which keeps the false-positive rate at or below nominal even at 2 blocks
-(one t with Satterthwaite's df does not: about 12 % at a nominal 5 % in our simulations).
+that third source of variance is added, less the model×example noise the block means already
+carry (counted once, not twice). The block and test terms are combined by summing their
+squared t margins, which keeps the false-positive rate at its nominal level even at 2 blocks
+(one t with Satterthwaite's df does not: about 9 % at a nominal 5 % in our simulations).
+
+Every interval is that of a *contrast*, a weighted sum of arm means: +1/−1 for one
+comparison, ±1/C for the mean of C comparisons. Its block term is taken per group of blocks
+that the same arms share, so arms that meet in some blocks are paired there.
 
 Two arms are *paired* when they were run on the same blocks (seed k in both): their per-block
 differences then cancel whatever seed k shares across arms.

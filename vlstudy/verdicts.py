@@ -47,8 +47,10 @@ MARGINS = {
                  "0.7-1.5 points"),
     "C20": (1.0, "Table D.1 calls CCG competitive at 0.1-0.3 points below CC; 1 point, as for C2"),
 }
+# "for the claim": what a comparison counts as in its claim's logic (holds, against, undecided)
 COMPARISON_COLUMNS = ["comparison", "claimed side", "other side", "difference", "low", "high", "unit", "p",
-                      "mde", "blocks", "outcome", "after Holm", "bootstrap low", "bootstrap high", "reason"]
+                      "mde", "blocks", "outcome", "after Holm", "for the claim", "bootstrap low", "bootstrap high",
+                      "reason"]
 # a claim's row: "effect" .. "mde" are those of its deciding comparison (see decide)
 CLAIM_COLUMNS = ["claim", "statement", "needs", "effect", "low", "high", "unit", "mde", "deciding", "holding",
                  "comparisons", "decision", "reason"]
@@ -257,13 +259,16 @@ def decide(claim: str, done: list[dict], logic: str | None = None) -> dict:
         return _decide_mean(done)
     if logic == "all":
         holding = sum(d["outcome"] == "holds" for d in done)
-        needed, quantity = n, f"all {n}"
+        needed, quantity = n, "all"
         holding_words = f"{holding} of {n} hold at 5 %"
     else:
         holding = sum(d["after Holm"] == "holds" for d in done)
         needed, quantity = n // 2 + 1, f"{n // 2 + 1} of {n}"
         holding_words = f"{holding} of {n} hold after Holm"
     against = [d for d in done if d["after Holm"] in AGAINST]
+    for d in done:          # what each comparison counts as in this claim's logic
+        counts = d["outcome"] if logic == "all" else d["after Holm"]
+        d["for the claim"] = "against" if d in against else "holds" if counts == "holds" else "undecided"
     out = {"holding": holding, "comparisons": n, "needs": logic}
     if holding >= needed:
         return {**out, **_deciding(by_claimed[needed - 1]), "decision": "supported",
