@@ -3,6 +3,7 @@ calibration worlds only; the confirmation world is another world of the same gen
 import ast
 import inspect
 
+import pandas as pd
 import pytest
 
 from vlstudy import calibration
@@ -67,3 +68,33 @@ def test_calibration_code_never_names_the_test_split():
     tree = ast.parse(inspect.getsource(calibration))
     strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
     assert not [s for s in strings if s == "test" or s.startswith("test_")]
+
+
+def test_stability_levers_separate_finetuning_and_block_noise(tmp_path):
+    """With 2 finetuning seeds per block a lever's table gives the finetuning-seed sd, the sd of
+    block differences with one finetune per block (√(s²(d̄₂) + σ²_f)), both scores, and what a
+    run cost; the adoption rule ranks levers by S²·cost, never by their gains."""
+    import math
+
+    import numpy as np
+    registry = Registry(tmp_path / "runs")
+    tables = [calibration.measure(Recipe(**{**TINY, "evals_per_run": 5}), lever, ["visual_bert"], ["none", "coco"], ["vqa_d"],
+                                  registry=registry, finetune_seeds=2) for lever in ("baseline", "average_last_3")]
+    table = pd.concat(tables, ignore_index=True)
+    assert len(table) == 16 and set(table["finetune_seed"]) == {0, 1} and table["seconds"].gt(0).all()
+    assert table["pretrain_seconds"][table["pretrained_on"] == "coco"].gt(0).all()
+    scatter = calibration.stability(table)
+    row = scatter[scatter["lever"] == "baseline"].iloc[0]
+    base = table[table["lever"] == "baseline"]
+    cells = {p: g.pivot(index="block", columns="finetune_seed", values="val_score") for p, g in base.groupby("pretrained_on")}
+    within = sum(((c.sub(c.mean(axis=1), axis=0)) ** 2).to_numpy().sum() for c in cells.values()) / 4   # 2 cells x 2 blocks x 1 df
+    d2 = (cells["coco"].mean(axis=1) - cells["none"].mean(axis=1)).to_numpy()
+    assert row["finetuning-seed sd"] == pytest.approx(math.sqrt(within))
+    assert row["sd of block differences (1 finetune)"] == pytest.approx(math.sqrt(np.var(d2, ddof=1) + within))
+    assert row["gain"] == pytest.approx(d2.mean()) and row["blocks"] == 2
+    likelihood = calibration.stability(table, metric="val_log_likelihood")
+    assert (likelihood["unit"] == "nats").all() and likelihood["gain"].notna().all()
+    chosen = calibration.adoption(scatter)
+    assert chosen["adopted"].sum() == 1 and set(chosen["lever"]) == {"baseline", "average_last_3"}
+    assert chosen.set_index("lever").loc["baseline", "cost"] == 1.0
+    assert "gain" not in chosen.columns

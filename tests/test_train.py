@@ -172,6 +172,9 @@ def test_predictions_reproduce_the_run_scores(chain, which):
         records = root.records(spec.dataset, split)
         assert frame["id"].tolist() == [r.id for r in records]
         assert _score_from_predictions(frame) == pytest.approx(metrics[f"{split}_score"], abs=1e-6)
+        # the continuous score beside it: a log-likelihood per example whose mean is the run's
+        assert float(frame["log_likelihood"].mean()) == pytest.approx(metrics[f"{split}_log_likelihood"], abs=1e-9)
+        assert (frame["log_likelihood"] <= 0).all() and frame["log_likelihood"].lt(0).any()
         assert (folder / f"predictions-{split}.jsonl").stat().st_mtime_ns <= (folder / "metrics.json").stat().st_mtime_ns
         if info.task == "vqa":
             assert set(frame["prediction"]) <= set(root.answer_vocab(spec.dataset).answers)
@@ -185,6 +188,66 @@ def test_predictions_reproduce_the_run_scores(chain, which):
             for row in frame.itertuples():
                 predicted, true = set(row.prediction), set(row.labels)
                 assert (row.tp, row.fp, row.fn) == (len(predicted & true), len(predicted - true), len(true - predicted))
+
+
+def test_log_likelihood_by_hand():
+    """The continuous score of each task kind, written out: soft-score-weighted log-softmax
+    of the answers (0 where no gold answer is in the vocabulary), the gold class's
+    log-softmax, the mean binary log-likelihood of multi-hot labels."""
+    import numpy as np
+    from vlstudy import tasks
+    logits = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.5]])
+    log_softmax = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    soft = np.array([[0.6, 0.3, 0.0], [0.0, 0.0, 0.0]])
+    expected = (0.6 * log_softmax[0, 0] + 0.3 * log_softmax[0, 1]) / 0.9
+    assert tasks.get("vqa").log_likelihood(logits, soft) == pytest.approx([expected, 0.0])
+    assert tasks.get("snli_ve").log_likelihood(logits, np.array([1, 2])) == pytest.approx(
+        [log_softmax[0, 1], log_softmax[1, 2]])
+    labels = np.array([[1, 0, 1], [0, 0, 0]])
+    sigmoid = 1 / (1 + np.exp(-logits))
+    by_hand = (labels * np.log(sigmoid) + (1 - labels) * np.log(1 - sigmoid)).mean(1)
+    assert tasks.get("mmimdb").log_likelihood(logits, labels) == pytest.approx(by_hand)
+    assert tasks.get("mmimdb").log_likelihood(np.array([[800.0, -800.0]]), np.array([[1, 0]])) == pytest.approx([0.0])
+
+
+def test_averaged_checkpoints_and_a_slower_base(chain):
+    """``average_last``: no evaluation during training, and the weights kept are the mean of
+    the last k checkpoints (the model scored is that mean). ``base_lr_scale``: the base's
+    parameter groups learn at that share of the rate, the head's at the rate."""
+    from safetensors.torch import load_file
+    from vlstudy.fit import checkpoints
+    reg, specs, _, _ = chain
+    spec = specs["ft"].replace(average_last=2, base_lr_scale=0.25)
+    metrics = reg.run(spec)
+    folder = reg.folder(spec)
+    kept = checkpoints(folder / "trainer")
+    assert [int(k.name.split("-")[1]) for k in kept] == [20, 30]          # the last 2 of every 10 updates
+    state = json.loads((kept[-1] / "trainer_state.json").read_text())
+    assert not any("eval_loss" in h for h in state["log_history"]) and metrics["best_step"] is None
+    last = [load_file(str(k / "model.safetensors")) for k in kept]
+    final = load_file(str(folder / "model.safetensors"))
+    name = "classifier.2.weight"
+    assert torch.allclose(final[name], (last[0][name].double() + last[1][name].double()).div(2).float())
+    assert not torch.equal(final[name], last[1][name])
+    assert "test_log_likelihood" in metrics and spec.id != specs["ft"].id
+    from vlstudy.fit import _trainer_class
+    from transformers import TrainingArguments
+    from vlstudy.train import build_model
+    from vlstudy.world import open_world
+    model = build_model(spec, open_world("smoke"), reg.folder(specs["pre"]))
+    trainer = _trainer_class()(model=model, args=TrainingArguments(output_dir=str(folder / "probe"), learning_rate=1e-3,
+                                                                    weight_decay=0.01, report_to=[], use_cpu=True))
+    trainer.base_lr_scale = 0.25
+    optimizer = trainer.create_optimizer()
+    by_group = {(round(g["lr"], 9), g["weight_decay"]) for g in optimizer.param_groups}
+    assert by_group == {(2.5e-4, 0.01), (2.5e-4, 0.0), (1e-3, 0.01), (1e-3, 0.0)}
+    head = {id(p) for p in model.classifier.parameters()}
+    for group in optimizer.param_groups:
+        assert all((id(p) in head) == (group["lr"] == 1e-3) for p in group["params"])
+    with pytest.raises(ValueError, match="average_last"):
+        specs["ft"].replace(average_last=4)                                 # 30 updates hold 3 checkpoints
+    with pytest.raises(ValueError, match="only finetuning"):
+        specs["pre"].replace(average_last=1)
 
 
 def test_vqa_runs_write_the_official_results_file_and_its_official_score(chain, tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -50,6 +51,21 @@ LEVERS: dict[str, Lever] = {
     "frozen_lr_high": Lever("with the base frozen only the head learns, as a linear probe does, whose rate "
                             "is usually well above finetuning's; VizWiz's frozen heads sat at the majority "
                             "answer: 1e-2 instead of 2e-3", {"frozen_lr": 1e-2}, frozen=(True,)),
+    # Whole-model finetuning's stability (stop 32): each measured with 2 finetuning seeds per block
+    "average_last_3": Lever("the best of 5 validation checkpoints adds selection noise, and one set of weights "
+                            "carries its last updates' noise: the mean of the last 3 checkpoints' weights "
+                            "(LAWA, Kaddour 2022; Sanyal et al. 2023), scored once at the end",
+                            {"finetune_average_last": 3}),
+    "lr_low_3x": Lever("a small rate with many more updates removes failed runs (Mosbach et al. 2021: BERT's "
+                       "sd over seeds 7.2 -> 2.4 on RTE); 3e-4 for 3x the updates, so that every run is well past "
+                       "the point where VQA-D's models start to use the image (~500 updates)",
+                       {"finetune_lr": 3e-4, "finetune_steps": "3x"}),
+    "lr_low_3x_average_last_3": Lever("both of the above", {"finetune_lr": 3e-4, "finetune_steps": "3x",
+                                                            "finetune_average_last": 3}),
+    "base_lr_0.3": Lever("the gradients of a freshly initialised head may overwrite the pretrained base: the "
+                         "base at 0.3 of the rate, the head at the rate", {"finetune_base_lr_scale": 0.3}),
+    "pretrain_2500": Lever("pretraining stopped at 1,000 updates ends near where grounding emerges, so blocks "
+                           "differ in how far each got: 2,500 updates", {"pretrain_steps": 2500}),
 }
 
 
@@ -67,37 +83,45 @@ def lever_recipe(base: Recipe, lever: str) -> tuple[Recipe, float]:
     if lever not in LEVERS:
         raise ValueError(f"unknown lever {lever!r}; known: {sorted(LEVERS)}")
     changes, fraction = dict(LEVERS[lever].changes), LEVERS[lever].fraction
-    if changes.get("finetune_steps") == "2x":
-        steps = base.finetune_steps
-        changes["finetune_steps"] = ({t: 2 * n for t, n in steps.items()} if isinstance(steps, dict)
-                                     else 2 * int(steps))
+    times = changes.get("finetune_steps")
+    if isinstance(times, str):                  # "3x": each task's updates, 3 times
+        k, steps = int(times.rstrip("x")), base.finetune_steps
+        changes["finetune_steps"] = ({t: k * n for t, n in steps.items()} if isinstance(steps, dict)
+                                     else k * int(steps))
     recipe = dataclasses.replace(base, **changes)
     check_calibration_world(recipe)
     return recipe, fraction
 
 
 def measure(base: Recipe, lever: str, archs, pretrained_on, tasks, frozen=(False,),
-            registry: Registry | None = None) -> pd.DataFrame:
-    """Validation scores of a lever's grid: one row per (arch, init, task, frozen, block).
-    Test metrics are dropped: calibration decides on validation splits only."""
+            registry: Registry | None = None, finetune_seeds: int = 1) -> pd.DataFrame:
+    """Validation scores of a lever's grid: one row per (arch, init, task, frozen, block,
+    finetuning seed), with the continuous score beside accuracy and what each run cost (its
+    wall seconds, and its pretraining run's). Test metrics are dropped: calibration decides on
+    validation splits only."""
     recipe, fraction = lever_recipe(base, lever)
     study = Study(recipe, registry, log=_without_test_scores)
-    keys = [(a, p, t, f, b) for a in archs for p in pretrained_on for t in tasks for f in frozen
-            for b in study.blocks]
+    keys = [(a, p, t, f, b, j) for a in archs for p in pretrained_on for t in tasks for f in frozen
+            for b in study.blocks for j in range(finetune_seeds)]
     specs = []
-    for a, p, t, f, b in keys:
-        spec = study.finetuning(a, t, p, b, frozen=f)
+    for a, p, t, f, b, j in keys:
+        spec = study.finetuning(a, t, p, b, j, frozen=f)
         specs.append(spec if fraction == 1 else spec.replace(train_fraction=fraction))
     try:
         finished = study.run_many(specs)
     finally:
         study.close()
     rows = []
-    for (a, p, t, f, b), spec, m in zip(keys, specs, finished):
+    for (a, p, t, f, b, j), spec, m in zip(keys, specs, finished):
         val = study.registry.predictions(spec, "val")
-        rows.append({"lever": lever, "arch": a, "pretrained_on": p, "task": t, "frozen": f, "block": b,
-                     "run": spec.id, "val_score": m["val_score"],
-                     "_val_examples": val["score"].to_numpy(float) * 100 if "score" in val else None})
+        parent = study.registry.metrics(spec.parent) if spec.init == "pretrained" else None
+        rows.append({"lever": lever, "world_seed": recipe.world_seed or 0, "arch": a, "pretrained_on": p, "task": t,
+                     "frozen": f, "block": b, "finetune_seed": j, "run": spec.id, "val_score": m["val_score"],
+                     "val_log_likelihood": m.get("val_log_likelihood"), "seconds": m.get("wall_seconds"),
+                     "pretrain_seconds": parent.get("wall_seconds") if parent else None,
+                     "_val_examples": val["score"].to_numpy(float) * 100 if "score" in val else None,
+                     "_val_log_likelihood_examples": (val["log_likelihood"].to_numpy(float)
+                                                      if "log_likelihood" in val else None)})
     return pd.DataFrame(rows)
 
 
@@ -136,6 +160,75 @@ def gains(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+METRICS = {"val_score": ("_val_examples", "points"), "val_log_likelihood": ("_val_log_likelihood_examples", "nats")}
+
+
+def stability(table: pd.DataFrame, pretrained: str = "coco", metric: str = "val_score") -> pd.DataFrame:
+    """How much a lever's whole-model runs scatter, per (lever, world, arch, task, frozen):
+    ``finetuning-seed sd``, the sd of one run's score between finetuning seeds of a block (pooled
+    over both cells, within blocks); the sd of the paired block differences (``pretrained`` −
+    direct training) with *one* finetune per block, the study's design, estimated as
+    √(s²(d̄₂) + σ²_f) from the blocks' 2-seed mean differences d̄₂ (whose variance holds the
+    finetuning variance once; one finetune per arm holds it twice); the same for the 2-seed
+    means; the gain over direct training with its 95 % interval; and the median wall seconds
+    of one finetuning run and of one pretraining run. Needs 2 finetuning seeds per block."""
+    examples_column, unit = METRICS[metric]
+    rows = []
+    for key, cell in table.groupby(["lever", "world_seed", "arch", "task", "frozen"], sort=False):
+        arms = {p: g for p, g in cell.groupby("pretrained_on") if p in (NO_PRETRAINING, pretrained)}
+        if len(arms) < 2 or cell["finetune_seed"].nunique() < 2:
+            continue
+        per_block = {p: g.groupby("block")[metric] for p, g in arms.items()}
+        within_ss = sum(float(((g[metric] - per_block[p].transform("mean")) ** 2).sum()) for p, g in arms.items())
+        within_df = sum(int((per_block[p].size() - 1).sum()) for p in arms)
+        finetuning_var = within_ss / within_df
+        means = {p: per_block[p].mean() for p in arms}
+        shared = means[pretrained].index.intersection(means[NO_PRETRAINING].index)
+        d2 = (means[pretrained][shared] - means[NO_PRETRAINING][shared]).to_numpy(float)
+        paired = [stats.Arm(g["block"].to_numpy(), g[metric].to_numpy(float),
+                            None if g[examples_column].isna().any() else list(g[examples_column]))
+                  for g in (arms[pretrained], arms[NO_PRETRAINING])]
+        iv = stats.t_interval(*paired)
+        one_run = math.sqrt(float(np.var(d2, ddof=1)) + finetuning_var)
+        rows.append({**dict(zip(["lever", "world_seed", "arch", "task", "frozen"], key)), "metric": metric,
+                     "unit": unit, "blocks": len(shared), "finetuning-seed sd": math.sqrt(finetuning_var),
+                     "sd of block differences (1 finetune)": one_run,
+                     "sd of block differences (mean of 2)": float(np.std(d2, ddof=1)),
+                     "gain": iv.difference, "low": iv.low, "high": iv.high, "gain / sd (1 finetune)": iv.difference / one_run,
+                     "finetune s": float(cell["seconds"].median()),
+                     "pretrain s": float(arms[pretrained]["pretrain_seconds"].median())})
+    return pd.DataFrame(rows)
+
+
+def adoption(table: pd.DataFrame, baseline: str = "baseline", guard: float = 0.8) -> pd.DataFrame:
+    """The adoption rule of docs/evidence.md (written before any lever was measured), on
+    ``stability(..., metric="val_score")`` rows of whole-model finetuning: per lever, S = the
+    root mean square over (world, task) of the sd of block differences with one finetune per
+    block; c = the cost of one block of the primary family (2 pretraining runs, 3 finetuning
+    runs on each task) relative to the baseline's; and S²·c, the budget a comparison needs for
+    a given power (blocks ∝ S², each costing c). The lever with the lowest S²·c is adopted if it
+    is below ``guard`` × the baseline's; else the baseline stays. The gains play no part."""
+    whole = table[~table["frozen"].astype(bool) & (table["metric"] == "val_score")]
+    rows = []
+    for lever, cell in whole.groupby("lever", sort=False):
+        tasks_seen = cell.groupby("task")
+        block_cost = 2 * cell["pretrain s"].median() + 3 * tasks_seen["finetune s"].median().sum()
+        rows.append({"lever": lever, "cells": len(cell),
+                     "S": math.sqrt(float((cell["sd of block differences (1 finetune)"] ** 2).mean())),
+                     "finetuning-seed sd (rms)": math.sqrt(float((cell["finetuning-seed sd"] ** 2).mean())),
+                     "block cost s": block_cost})
+    out = pd.DataFrame(rows)
+    if baseline not in set(out["lever"]):
+        raise ValueError(f"adoption needs the {baseline!r} lever measured beside the others")
+    base = out.set_index("lever").loc[baseline]
+    out["cost"] = out["block cost s"] / base["block cost s"]
+    out["S² · cost"] = out["S"] ** 2 * out["cost"]
+    best = out.loc[out["S² · cost"].idxmin()]
+    chosen = best["lever"] if best["S² · cost"] < guard * base["S"] ** 2 else baseline
+    out["adopted"] = out["lever"] == chosen
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--levers", nargs="+", default=list(LEVERS))
@@ -143,6 +236,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", nargs="+", default=[NO_PRETRAINING, "coco", "cc_small"])
     ap.add_argument("--tasks", nargs="+", default=["vqa_d", "vizwiz"])
     ap.add_argument("--blocks", type=int, default=3)
+    ap.add_argument("--finetune-seeds", type=int, default=1, help="finetuning runs per block (2: stability)")
     ap.add_argument("--world", default="small", help="world preset")
     ap.add_argument("--world-seed", type=int, default=None, help="a calibration world's seed (default: 0)")
     ap.add_argument("--model", default="small", help="model config preset")
@@ -160,12 +254,18 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     tables = []
     for lever in args.levers:
-        tables.append(measure(base, lever, args.archs, args.sets, args.tasks, LEVERS[lever].frozen))
+        tables.append(measure(base, lever, args.archs, args.sets, args.tasks, LEVERS[lever].frozen,
+                              finetune_seeds=args.finetune_seeds))
         table = pd.concat(tables, ignore_index=True)
-        table.drop(columns="_val_examples").to_csv(args.out / "val_scores.csv", index=False)
+        table.drop(columns=[c for c in table.columns if c.startswith("_")]).to_csv(args.out / "val_scores.csv",
+                                                                                   index=False)
         result = gains(table)
         result.to_csv(args.out / "gains.csv", index=False)
         print(result.round(2).to_string(index=False), file=sys.stderr, flush=True)
+        if args.finetune_seeds > 1:
+            scatter = pd.concat([stability(table, metric=m) for m in METRICS], ignore_index=True)
+            scatter.to_csv(args.out / "stability.csv", index=False)
+            print(scatter.round(3).to_string(index=False), file=sys.stderr, flush=True)
     return 0
 
 

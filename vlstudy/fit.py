@@ -3,7 +3,10 @@
 AdamW (fused where torch has it) with ε 1e-8, linear warmup then cosine decay, evaluation
 every ``eval_every`` updates on the validation split, the best checkpoint kept (lowest loss,
 or best score for a scored stage) and loaded at the end; resumed from the last checkpoint
-after an interruption. A run computes with the torch threads its spec names.
+after an interruption. A run computes with the torch threads its spec names. A finetuning
+spec may instead average its last checkpoints' weights (``average_last``: no evaluation and
+no selection during training) and give the base a lower rate than the head
+(``base_lr_scale``).
 """
 from __future__ import annotations
 
@@ -36,8 +39,9 @@ def fit(spec, folder: Path, model: nn.Module, data: dict, collators: dict, progr
     """The Trainer of every stage, trained (resumed from the last checkpoint if any) with its
     best checkpoint loaded: the lowest validation loss, or the best score when there are
     ``compute_metrics``."""
-    from transformers import PrinterCallback, Trainer, TrainingArguments
+    from transformers import PrinterCallback, TrainingArguments
     scored = compute_metrics is not None
+    averaged = spec.average_last > 0         # the mean of the last checkpoints, no best one
     world_size = int(os.environ.get("WORLD_SIZE", "1"))     # > 1 under torchrun (DDP)
     if spec.batch_size % world_size:
         raise ValueError(f"batch size {spec.batch_size} does not split over {world_size} processes")
@@ -52,8 +56,9 @@ def fit(spec, folder: Path, model: nn.Module, data: dict, collators: dict, progr
         ddp_backend="gloo" if world_size > 1 and not cuda else None,
         per_device_eval_batch_size=EVAL_BATCH_SIZE, learning_rate=spec.lr, warmup_steps=spec.warmup,
         lr_scheduler_type="cosine", adam_beta1=0.9, adam_beta2=spec.beta2, adam_epsilon=1e-8,
-        weight_decay=spec.weight_decay, eval_strategy="steps", eval_steps=spec.eval_every,
-        save_strategy="steps", save_steps=spec.eval_every, save_total_limit=2, load_best_model_at_end=True,
+        weight_decay=spec.weight_decay, eval_strategy="no" if averaged else "steps", eval_steps=spec.eval_every,
+        save_strategy="steps", save_steps=spec.eval_every, save_total_limit=max(2, spec.average_last),
+        load_best_model_at_end=not averaged,
         metric_for_best_model="score" if scored else "loss", greater_is_better=scored,
         prediction_loss_only=not scored, label_names=list(label_names),
         logging_steps=max(1, spec.eval_every // 2), report_to=["tensorboard"], seed=spec.seed,
@@ -62,14 +67,67 @@ def fit(spec, folder: Path, model: nn.Module, data: dict, collators: dict, progr
         dataloader_num_workers=spec.loader_workers, dataloader_persistent_workers=spec.loader_workers > 0,
         dataloader_pin_memory=cuda, use_cpu=not cuda,
         disable_tqdm=not progress, save_only_model=False, optim=_optimizer_name())
-    trainer = Trainer(model=model, args=args, train_dataset=_IndexDataset(data["train"]),
-                      eval_dataset=_IndexDataset(data["val"]),
-                      data_collator=_SplitCollator(*collators.values()), compute_metrics=compute_metrics)
+    trainer = _trainer_class()(model=model, args=args, train_dataset=_IndexDataset(data["train"]),
+                               eval_dataset=_IndexDataset(data["val"]),
+                               data_collator=_SplitCollator(*collators.values()), compute_metrics=compute_metrics)
+    trainer.base_lr_scale = spec.base_lr_scale
     if not progress:
         trainer.remove_callback(PrinterCallback)
     last = last_checkpoint(folder / "trainer")
     trainer.train(resume_from_checkpoint=str(last) if last else None)
+    if averaged:
+        load_average(model, checkpoints(folder / "trainer")[-spec.average_last:])
     return trainer
+
+
+def _trainer_class():
+    """``transformers.Trainer`` with the base's parameters at ``base_lr_scale`` × the rate
+    (the head, freshly initialised, at the rate itself), imported when a run trains."""
+    from transformers import Trainer
+
+    class ScaledBaseTrainer(Trainer):
+        base_lr_scale = 1.0
+
+        def create_optimizer(self, *args, **kwargs):
+            if self.optimizer is None and self.base_lr_scale != 1.0:
+                decay = set(self.get_decay_parameter_names(self.model))
+                groups: dict[tuple[bool, bool], list] = {}
+                for name, parameter in self.model.named_parameters():
+                    if parameter.requires_grad:
+                        groups.setdefault((name.startswith("base."), name in decay), []).append(parameter)
+                rate = self.args.learning_rate
+                optimizer_cls, options = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
+                self.optimizer = optimizer_cls(
+                    [{"params": params, "lr": rate * (self.base_lr_scale if in_base else 1.0),
+                      "weight_decay": self.args.weight_decay if decays else 0.0}
+                     for (in_base, decays), params in groups.items()], **options)
+            return super().create_optimizer(*args, **kwargs)
+
+    return ScaledBaseTrainer
+
+
+def checkpoints(trainer_dir: Path) -> list[Path]:
+    """The Trainer's checkpoint folders, by step (not by name: 100 comes after 90)."""
+    return sorted(Path(trainer_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+def load_average(model: nn.Module, folders: list[Path]) -> None:
+    """Load into ``model`` the uniform mean of the weights saved in checkpoint ``folders``
+    (float tensors averaged in float64; integer buffers taken from the last)."""
+    from safetensors.torch import load_file
+    if not folders:
+        raise RuntimeError("no checkpoint to average: the run saved none")
+    states = [load_file(str(folder / "model.safetensors")) for folder in folders]
+    keys = set(states[-1])
+    if any(set(state) != keys for state in states):
+        raise RuntimeError(f"checkpoints {[f.name for f in folders]} hold different tensors: not one run's")
+    mean = {k: (torch.stack([state[k].double() for state in states]).mean(0).to(states[-1][k].dtype)
+                if states[-1][k].is_floating_point() else states[-1][k]) for k in keys}
+    missing, unexpected = model.load_state_dict(mean, strict=False)
+    tied = {name for name, _ in model.named_parameters(remove_duplicate=False)} - set(dict(model.named_parameters()))
+    if unexpected or set(missing) - tied:
+        raise RuntimeError(f"averaged checkpoints do not fit the model: missing {sorted(set(missing) - tied)}, "
+                           f"unexpected {sorted(unexpected)}")
 
 
 def predict(trainer, split) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +147,7 @@ def _optimizer_name() -> str:
 
 def last_checkpoint(trainer_dir: Path) -> Path | None:
     """The Trainer's latest checkpoint folder (by step, not by name: 100 comes after 90)."""
-    found = sorted(Path(trainer_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    found = checkpoints(trainer_dir)
     return found[-1] if found else None
 
 

@@ -27,7 +27,7 @@ INITS = ("bert", "random", "pretrained", "mmf")   # mmf: a released MMF checkpoi
 PRECISIONS = ("fp32", "bf16", "fp16")
 # Spec fields added after TRAINING_VERSION 5: in the id only when set away from these defaults,
 # which compute what the runs before them computed
-ADDED_SINCE_VERSION = {"precision": "fp32", "answer_vocab": None}
+ADDED_SINCE_VERSION = {"precision": "fp32", "answer_vocab": None, "average_last": 0, "base_lr_scale": 1.0}
 NOT_IN_ID = ("loader_workers",)     # how a run is fed, not what it computes
 SPEC_FILE = "spec.json"
 
@@ -77,6 +77,12 @@ class RunSpec:
     # DataLoader worker processes: how batches are loaded, not what they hold (the collators'
     # masks are a function of the batch's indices), so not part of the run's id
     loader_workers: int = 0
+    # Finetuning only. 0: the best of the validation checkpoints is kept (every eval_every
+    # updates). k >= 1: the weights are the uniform mean of the last k checkpoints (every
+    # eval_every updates; LAWA, Kaddour 2022), scored once at the end, no validation selection
+    average_last: int = 0
+    # Finetuning only: the base's rate as a share of ``lr`` (the freshly initialised head keeps lr)
+    base_lr_scale: float = 1.0
 
     def __post_init__(self):
         stage = stages.get(self.stage)               # an unknown stage is an error
@@ -104,6 +110,14 @@ class RunSpec:
             raise ValueError(f"loader_workers must be an integer >= 0, got {self.loader_workers!r}")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             raise ValueError(f"threads (torch intra-op threads) must be an integer >= 1, got {self.threads!r}")
+        if isinstance(self.average_last, bool) or not isinstance(self.average_last, int) or self.average_last < 0:
+            raise ValueError(f"average_last must be an integer >= 0 (0: the best validation checkpoint), "
+                             f"got {self.average_last!r}")
+        if self.average_last * self.eval_every > self.steps:
+            raise ValueError(f"average_last {self.average_last} checkpoints every {self.eval_every} updates "
+                             f"need more than the run's {self.steps} updates")
+        if not 0 < self.base_lr_scale <= 1:
+            raise ValueError(f"base_lr_scale must be in (0, 1], got {self.base_lr_scale!r}")
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -122,6 +136,8 @@ class RunSpec:
                 del fields[name]
         resolved = [fields, dataclasses.asdict(model_config(self.model)),
                     data_digest(self.world, self.dataset, self.world_seed), TRAINING_VERSION]
+        if stages.get(self.stage).version:                  # what this stage writes has changed
+            resolved.append({"stage_version": stages.get(self.stage).version})
         if stages.get(self.stage).decodes:                  # how captions are decoded (and scored)
             from .captioner import DECODING
             resolved.append(DECODING)

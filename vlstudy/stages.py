@@ -49,6 +49,9 @@ class Stage:
     starts_from_nothing = False     # may have no parent nor init to start from (the BERT stage)
     loads_init = True               # its model takes the weights its spec's init names
     reads_regions = True            # its model reads a store's region features
+    # Bumped when what this stage writes changes, so its runs made before are not reused (part
+    # of its specs' ids from 1; TRAINING_VERSION covers every stage)
+    version = 0
 
     # --- the spec -------------------------------------------------------------------------
     def check(self, spec) -> None:
@@ -61,6 +64,9 @@ class Stage:
             raise ValueError("only finetuning can freeze the base")
         if spec.text_from is not None and not self.reads_generated_text:
             raise ValueError("only pretraining reads generated text (text_from)")
+        if (spec.average_last or spec.base_lr_scale != 1.0) and not self.can_freeze:
+            raise ValueError("only finetuning averages checkpoints (average_last) or scales the base's rate "
+                             "(base_lr_scale)")
 
     # --- data -----------------------------------------------------------------------------
     def datasets(self, spec, root: DataRoot, text_dir: Path | None = None) -> dict:
@@ -210,6 +216,7 @@ class FinetuneStage(Stage):
     """A task head on the base, scored on the task (``tasks``): its best checkpoint's
     validation and test metrics, and its per-example predictions of both splits."""
     name, splits, label_names, dataset_kind, can_freeze = "finetune", ("train", "val", "test"), ("targets",), "task", True
+    version = 1                     # 1: predictions hold each example's log-likelihood (tasks.Task.log_likelihood)
 
     def model(self, spec, root: DataRoot) -> nn.Module:
         task = root.info(spec.dataset).task

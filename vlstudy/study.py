@@ -58,6 +58,11 @@ class Recipe:
     # (Wettig et al. 2023, "Should you mask 15 %?") it does (see the domain-match notebook).
     mask_probability: float = 0.4
     frozen_lr: float = 2e-3
+    # Whole-model finetuning: 0 keeps the best of the validation checkpoints; k averages the
+    # last k checkpoints' weights (of evals_per_run, LAWA) and scores the mean once at the end
+    finetune_average_last: int = 0
+    # Whole-model finetuning: the base's rate as a share of finetune_lr (the new head keeps it)
+    finetune_base_lr_scale: float = 1.0
     warmup_fraction: float = 0.1
     evals_per_run: int = 5
     max_text_len: int = 32
@@ -138,7 +143,7 @@ class Study:
         self.log = log if log is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._specs: dict[str, RunSpec] = {}
         self._pool: ProcessPoolExecutor | None = None     # workers outlive one run_many call
-        self._examples: dict[str, object] = {}            # run id -> per-example test scores
+        self._examples: dict[tuple, object] = {}          # (run id, metric) -> per-example test scores
         self._tasks: dict[str, tasks.Task | None] = {}    # dataset -> its task record
 
     def _spec(self, **kw) -> RunSpec:
@@ -228,8 +233,9 @@ class Study:
                  self._from_bert(block) if pretrained_on == NO_PRETRAINING else dict(init="random", parent=None))
         schedule = r.schedule(self.finetune_steps(task))
         record = self._task(task)            # None: not a task (the spec check says so)
+        whole = {} if frozen else dict(average_last=r.finetune_average_last, base_lr_scale=r.finetune_base_lr_scale)
         return self._spec(stage="finetune", arch=arch, dataset=task, **start, seed=finetune_seed(block, replicate),
-                          frozen_base=frozen, lr=r.frozen_lr if frozen else r.finetune_lr, beta2=0.999,
+                          frozen_base=frozen, lr=r.frozen_lr if frozen else r.finetune_lr, beta2=0.999, **whole,
                           answer_vocab=r.answer_vocab, batch_size=r.finetune_batch_size,
                           max_text_len=r.long_text_len if record and record.long_text else r.max_text_len,
                           **schedule)
@@ -409,14 +415,23 @@ class Study:
                   for (a, p, b, j), spec in zip(keys, specs)]
         return pd.concat(frames, ignore_index=True)
 
-    def test_examples(self, run: str):
-        """A finished finetuning run's per-example test scores (their mean × 100 is its test
-        score), or None where its metric is not a mean over examples (MM-IMDB's micro-F1)."""
-        if run not in self._examples:
+    def test_examples(self, run: str, metric: str = "test_score"):
+        """A finished finetuning run's per-example test scores: for ``test_score`` those whose
+        mean × 100 is its test score, or None where its metric is not a mean over examples
+        (MM-IMDB's micro-F1); for ``test_log_likelihood`` each example's log-likelihood in nats
+        (their mean is the run's), None for a run made before runs wrote it."""
+        if metric not in ("test_score", "test_log_likelihood"):
+            raise ValueError(f"test_examples: no per-example scores for {metric!r}; "
+                             "known: test_score, test_log_likelihood")
+        if (run, metric) not in self._examples:
             frame = self.registry.predictions(run, "test")
-            column = "official" if self.recipe.test_metric == "official" and "official" in frame else "score"
-            self._examples[run] = frame[column].to_numpy(float) * 100 if column in frame else None
-        return self._examples[run]
+            if metric == "test_log_likelihood":
+                column, scale = "log_likelihood", 1.0
+            else:
+                column = "official" if self.recipe.test_metric == "official" and "official" in frame else "score"
+                scale = 100.0
+            self._examples[(run, metric)] = frame[column].to_numpy(float) * scale if column in frame else None
+        return self._examples[(run, metric)]
 
     def _scores(self, spec: RunSpec, metrics: dict) -> dict:
         """A finished finetuning run's validation and test metrics (what a results row keeps).

@@ -73,35 +73,67 @@ class Task:
         predictions reproduce its score. ``predicted``: (N,) class indices, or (N, L) bools
         (multi-hot); then ``score`` (N,) whose mean x 100 is the score (VQA-like: the soft
         score of the argmax answer; one class: 1.0 when right), or ``tp``, ``fp``, ``fn`` (N,)
-        counts (micro-F1 = 2 sum(tp) / (2 sum(tp) + sum(fp) + sum(fn)))."""
+        counts (micro-F1 = 2 sum(tp) / (2 sum(tp) + sum(fp) + sum(fn))); and for every task
+        ``log_likelihood`` (N,), the continuous score (:meth:`log_likelihood`)."""
+        likelihood = self.log_likelihood(logits, targets)
         if self.targets == "soft":
             predicted = logits.argmax(1)                                   # (N,)
             soft = targets[np.arange(len(targets)), predicted]             # (N,) float32
             # The float64 value of each float32's shortest decimal (0.3, not 0.30000001192...):
             # what a predictions file holds, so its mean is the score exactly.
-            return {"predicted": predicted, "score": np.array([float(str(s)) for s in soft], np.float64)}
+            return {"predicted": predicted, "score": np.array([float(str(s)) for s in soft], np.float64),
+                    "log_likelihood": likelihood}
         if self.targets == "class":
             predicted = logits.argmax(1)                                   # (N,)
-            return {"predicted": predicted, "score": (predicted == targets).astype(np.float64)}
+            return {"predicted": predicted, "score": (predicted == targets).astype(np.float64),
+                    "log_likelihood": likelihood}
         truth = np.asarray(targets).astype(bool)                           # (N, L)
         predicted = _sigmoid(logits) > MULTILABEL_THRESHOLD                # (N, L)
         return {"predicted": predicted, "tp": (truth & predicted).sum(1),
-                "fp": (~truth & predicted).sum(1), "fn": (truth & ~predicted).sum(1)}
+                "fp": (~truth & predicted).sum(1), "fn": (truth & ~predicted).sum(1), "log_likelihood": likelihood}
+
+    def log_likelihood(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The continuous score of each example, in nats (higher is better), (N,) float64.
+
+        Accuracy of an argmax answer is a step function of the model; this moves smoothly
+        with what it knows (DataDecide, Magnusson et al. 2025; "Signal and Noise", Heineman et
+        al. 2025). VQA-like: the log-probability the model's answer distribution (the softmax
+        over the answer logits) gives the gold answers, weighted by their soft scores: minus
+        the soft cross-entropy; an example none of whose answers is in the vocabulary scores 0
+        for every model. One class: the gold label's log-probability. Multi-hot: the mean
+        binary log-likelihood of the labels."""
+        z = np.asarray(logits, np.float64)
+        if self.targets == "multi_hot":
+            y = np.asarray(targets, np.float64)                            # (N, L) 0/1
+            # log σ(z) = −softplus(−z), log(1 − σ(z)) = −softplus(z), computed stably
+            return -(y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)).mean(1)
+        log_p = z - z.max(1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))               # (N, classes) log-softmax
+        if self.targets == "class":
+            return log_p[np.arange(len(z)), np.asarray(targets, np.int64)]
+        soft = np.asarray(targets, np.float64)                             # (N, answers)
+        weight = soft.sum(1)
+        gold = (soft * log_p).sum(1)
+        return np.divide(gold, weight, out=np.zeros(len(z)), where=weight > 0)
 
     def score(self, logits: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         """Validation/test metric, in percent. VQA-like: the soft score of the argmax answer
-        (MMF's vqa_accuracy); multi-hot: micro-F1 as ``score``, with ``macro_f1``."""
+        (MMF's vqa_accuracy); multi-hot: micro-F1 as ``score``, with ``macro_f1``. Beside it
+        ``log_likelihood``, the mean continuous score in nats."""
+        likelihood = float(self.log_likelihood(logits, targets).mean())
         if self.targets == "multi_hot":
             f1 = multilabel_f1(targets, _sigmoid(logits), threshold=MULTILABEL_THRESHOLD)
-            return {"score": 100 * f1["micro_f1"], "macro_f1": 100 * f1["macro_f1"]}
-        return {"score": 100 * float(self.example_scores(logits, targets)["score"].mean())}
+            return {"score": 100 * f1["micro_f1"], "macro_f1": 100 * f1["macro_f1"], "log_likelihood": likelihood}
+        return {"score": 100 * float(self.example_scores(logits, targets)["score"].mean()),
+                "log_likelihood": likelihood}
 
     def prediction_rows(self, logits: np.ndarray, targets: np.ndarray, ids: list[str],
                         names: list[str]) -> list[dict]:
         """One JSON-ready row per example, in split order: ``id``, ``prediction`` (an answer,
         a label name, or the list of predicted label names), and the example's metric terms:
         ``score`` (one class: with the true ``label``), or ``tp``/``fp``/``fn`` with the true
-        ``labels``. ``names``: the answer vocabulary or the label names, by index."""
+        ``labels``; and ``log_likelihood``. ``names``: the answer vocabulary or the label names,
+        by index."""
         if len(ids) != len(logits) or logits.shape[1] != len(names):
             raise ValueError(f"prediction_rows: {len(ids)} ids and {len(names)} names for logits of shape "
                              f"{logits.shape}")
@@ -111,9 +143,11 @@ class Task:
             if self.targets == "multi_hot":
                 rows.append({"id": example, "prediction": [names[j] for j in np.flatnonzero(terms["predicted"][i])],
                              "labels": [names[j] for j in np.flatnonzero(targets[i])],
-                             "tp": int(terms["tp"][i]), "fp": int(terms["fp"][i]), "fn": int(terms["fn"][i])})
+                             "tp": int(terms["tp"][i]), "fp": int(terms["fp"][i]), "fn": int(terms["fn"][i]),
+                             "log_likelihood": float(terms["log_likelihood"][i])})
                 continue
-            row = {"id": example, "prediction": names[int(terms["predicted"][i])], "score": float(terms["score"][i])}
+            row = {"id": example, "prediction": names[int(terms["predicted"][i])], "score": float(terms["score"][i]),
+                   "log_likelihood": float(terms["log_likelihood"][i])}
             if self.targets == "class":
                 row["label"] = names[int(targets[i])]
             rows.append(row)
