@@ -56,6 +56,10 @@ MUTATIONS = {
         "vlstudy/stats.py", "    return _contrast_evidence(entries, list(test_sets.values())).interval(level, combine)\n",
         "    return _contrast_evidence(entries, []).interval(level, combine)\n",
         "the pooled effect without its test-sampling terms"),
+    "partly-met-blocks-as-groups": (
+        "vlstudy/stats.py", "    if len(common) >= 2 and not all(is_paired(weighted[0], arm) for arm in weighted):\n",
+        "    if False:\n",
+        "arms whose blocks partly meet combined group by group instead of compared where they meet"),
     "holm-off-by-one": (
         "vlstudy/stats.py", "(m - np.arange(m)) * p[order]",
         "np.maximum(1, m - 1 - np.arange(m)) * p[order]",

@@ -87,11 +87,12 @@ def rejection_rates(intervals: list[Interval]) -> tuple[float, float]:
 
 # --- the decision rule: null calibration and power ------------------------------------------
 @pytest.mark.calibration
-@pytest.mark.parametrize("blocks,finetunes", [(2, 1), (2, 2), (3, 1), (3, 2), (6, 1), (6, 2)])
+@pytest.mark.parametrize("blocks,finetunes", [(3, 1), (3, 2), (6, 1), (6, 2)])
 def test_t_interval_holds_its_level_under_no_effect(blocks, finetunes):
     """At its level, not merely below it: with the model×example noise counted once (in the
     block means) the rule rejects a true null 5 % of the time two-sided and 2.5 % on each side,
-    within Monte-Carlo error (counted twice, as before, it rejected 2.2-3.0 %)."""
+    within Monte-Carlo error (counted twice, as before, it rejected 2.2-3.0 %). At 2 blocks it
+    is conservative, and the next test says why."""
     studies = 2000
     outcomes = simulate(np.random.default_rng(100 + 10 * blocks + finetunes), studies, blocks, finetunes, 200)
     intervals = [t_interval(*arms_of(study[0])) for study in outcomes]
@@ -102,20 +103,52 @@ def test_t_interval_holds_its_level_under_no_effect(blocks, finetunes):
 
 
 @pytest.mark.calibration
-def test_rule_is_conservative_where_test_sampling_dominates():
-    """Why the rule may reject less than 5 %: where the arms differ by example far more than by
-    block, the block means' spread is mostly example noise, yet it gets the block term's t
-    margin (t_{K−1}: 12.7 at 2 blocks) rather than a normal one. That is the price of the
-    margins rule, which stays valid where the block variance is real (Satterthwaite's single
-    df does not; see below). It is 1-3 points conservative at 2 blocks, and less with more."""
+def test_rule_is_conservative_with_two_blocks_or_where_test_sampling_dominates():
+    """Why the rule may reject less than 5 %: each term keeps its own t margin, and the block
+    means' spread holds the runs' example noise as well as the blocks' own, yet all of it gets
+    the block term's t_{K−1} margin (12.7 at 2 blocks) rather than a normal one. That is the
+    price of the margins rule, which stays valid where the block variance is real
+    (Satterthwaite's single df does not: below). At 2 blocks it rejects 3.3 % rather than 5 %;
+    where the arms differ by example far more than by block, 1.7 % at 2 blocks and 3.8 % at 6."""
     studies, rates = 2000, {}
-    for blocks in (2, 6):
-        outcomes = simulate(np.random.default_rng(60 + blocks), studies, blocks, 1, 200, interaction_sd=0.8,
-                            block_arm_sd=0.05)
-        rates[blocks] = rejection_rates([t_interval(*arms_of(study[0])) for study in outcomes])[1]
-    report("null, arm×example effects dominant", two_sided_K2=rates[2], two_sided_K6=rates[6])
-    assert 0.02 <= rates[2] <= upper_bound(0.05, studies)
-    assert 0.03 <= rates[6] <= upper_bound(0.05, studies)
+    for name, blocks, finetunes, options in (("2 blocks", 2, 1, {}), ("2 blocks, 2 finetunes", 2, 2, {}),
+                                             ("examples dominant, 2 blocks", 2, 1, {"interaction_sd": 0.8,
+                                                                                    "block_arm_sd": 0.05}),
+                                             ("examples dominant, 6 blocks", 6, 1, {"interaction_sd": 0.8,
+                                                                                    "block_arm_sd": 0.05})):
+        outcomes = simulate(np.random.default_rng(60 + blocks + 10 * finetunes + len(options)), studies, blocks,
+                            finetunes, 200, **options)
+        rates[name] = rejection_rates([t_interval(*arms_of(study[0])) for study in outcomes])[1]
+    report("null, where the rule is conservative", **{k.replace(" ", "_").replace(",", ""): v for k, v in rates.items()})
+    assert 0.025 <= rates["2 blocks"] <= upper_bound(0.05, studies)
+    assert 0.025 <= rates["2 blocks, 2 finetunes"] <= upper_bound(0.05, studies)
+    assert 0.01 <= rates["examples dominant, 2 blocks"] <= upper_bound(0.05, studies)
+    assert 0.03 <= rates["examples dominant, 6 blocks"] <= upper_bound(0.05, studies)
+
+
+def partly_met_arms(rng, blocks_a, blocks_b, shared_sd: float, arm_sd: float) -> tuple[Arm, Arm]:
+    """Block-level scores of two arms on blocks that partly meet: every block adds a draw both
+    arms share (shared_sd) and each arm its own (arm_sd); no true difference."""
+    shared = rng.normal(0, shared_sd, max(max(blocks_a), max(blocks_b)) + 1)
+    return tuple(Arm(np.array(blocks), 50 + shared[blocks] + rng.normal(0, arm_sd, len(blocks)))
+                 for blocks in (blocks_a, blocks_b))
+
+
+@pytest.mark.calibration
+def test_arms_whose_blocks_partly_meet_are_compared_where_they_meet():
+    """A lost block (A on blocks 0-3, B on 0-2) or shifted blocks (A on 0-2, B on 1-3): the
+    arms are compared on the blocks both have, the paired t, at its level whether the blocks'
+    shared draw dominates or the arms' own. (Groups of blocks with a one-block group borrowing
+    its variance from the others rejected 6-7 %; Welch, blind to the pairing, 2-4 %.)"""
+    studies, rng = 4000, np.random.default_rng(47)
+    for blocks_a, blocks_b in (([0, 1, 2, 3], [0, 1, 2]), ([0, 1, 2], [1, 2, 3])):
+        for shared_sd, arm_sd in ((0.2, 1.0), (2.0, 0.5)):
+            intervals = [t_interval(*partly_met_arms(rng, blocks_a, blocks_b, shared_sd, arm_sd))
+                         for _ in range(studies)]
+            _, two_sided = rejection_rates(intervals)
+            report(f"null, A on {blocks_a}, B on {blocks_b}, shared sd {shared_sd}", two_sided=two_sided)
+            assert within(two_sided, 0.05, studies)
+            assert intervals[0].blocks == len(set(blocks_a) & set(blocks_b)) and intervals[0].paired
 
 
 @pytest.mark.calibration
@@ -140,7 +173,7 @@ def test_satterthwaite_combination_is_too_liberal_with_two_blocks():
     _, margins = rejection_rates([t_interval(a, b) for a, b in pairs])
     report("null, K=2", satterthwaite=liberal, margins=margins)
     assert liberal > upper_bound(0.05, studies)
-    assert within(margins, 0.05, studies)
+    assert 0.025 <= margins <= upper_bound(0.05, studies)      # conservative at 2 blocks: see above
 
 
 @pytest.mark.calibration
@@ -238,11 +271,16 @@ def test_zero_spread_gives_a_point_interval_not_nan():
     assert (shifted.low, shifted.high, shifted.p) == (2, 2, 0)
 
 
-def test_a_test_term_below_zero_is_clipped():
+def test_a_test_term_below_zero_is_clipped_and_a_zero_spread_is_no_certainty():
     """Per-example differences that scatter less than the model×example noise the block term
     already counts give a negative estimate of the test term: it is taken as 0, and the
-    interval is the block term's alone (never a variance below 0)."""
-    table = np.array([[62, 42, 62, 42], [40, 60, 40, 60.0]])   # every example's mean difference is 51: s²(D) = 0
+    interval is the block term's alone (never a variance below 0). Two blocks that differ by
+    exactly the same amount (scores in steps of 100/n) leave the block term at the example
+    noise it must hold, not at 0."""
+    tied_a, tied_b = np.array([[100, 0, 100, 0], [0, 100, 0, 100.0]]), np.array([[0, 0, 100, 0], [0, 100, 0, 0.0]])
+    tied = t_interval(Arm(np.array([0, 1]), tied_a.mean(1), tied_a), Arm(np.array([0, 1]), tied_b.mean(1), tied_b))
+    assert tied.difference == 25 and tied.se > 0 and tied.p > 0.05           # both blocks differ by 25
+    table = np.array([[62, 42, 62, 42], [40, 60, 40, 60.0]])   # arm a's mean on every example is 51: s²(D) = 0
     a, b = Arm(np.array([0, 1]), table.mean(1), table), Arm(np.array([0, 1]), np.full(2, 50.0), np.full((2, 4), 50.0))
     with_test, block_only = t_interval(a, b), t_interval(a, b, test_sampling=False)
     assert block_only.se > 0 and with_test.se == block_only.se and with_test.df == block_only.df == 1
@@ -495,8 +533,8 @@ def test_pooled_interval_holds_its_level_under_no_effect():
 def test_pooled_interval_counts_an_arm_shared_across_block_sets():
     """Comparisons that share an arm are correlated also when their blocks differ. Taken as
     independent, (A − X) and (B − X) on three separate sets of blocks reject a true null 8.6 %
-    of the time; per group of blocks, 5 %. Where blocks partly meet (C on 3 of X's 6 blocks),
-    Satterthwaite's df over groups of 3 blocks is low, and the rule conservative: 3-4 %."""
+    of the time; per group of blocks, 5 %. Where blocks partly meet (C on 3 of X's 6 blocks)
+    the pooled effect is taken on the blocks all arms have: 5 %."""
     studies, rng = 2000, np.random.default_rng(46)
     disjoint, partial = [], []
     for _ in range(studies):
@@ -508,7 +546,7 @@ def test_pooled_interval_counts_an_arm_shared_across_block_sets():
     _, on_partial = rejection_rates(partial)
     report("null, pooled with a shared arm", disjoint_blocks=on_disjoint, partly_met_blocks=on_partial)
     assert within(on_disjoint, 0.05, studies)
-    assert 0.025 <= on_partial <= upper_bound(0.05, studies)
+    assert within(on_partial, 0.05, studies)
 
 
 # --- planning ------------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ def test_equal_claims_use_their_margin():
             for t in ("vqa_d", "vizwiz")}
     c2 = evaluate_claims(_rows(near, blocks, noise=0.05), archs=("visual_bert",))[0].set_index("claim").loc["C2"]
     assert c2["decision"] == "supported" and "margin ±1" in c2["reason"]
+    assert c2["deciding"].endswith("(90 % interval, the TOST's)") and -1 < c2["low"] < c2["high"] < 1
     far = {k: v + (5 if k[1] == "coco" else 0) for k, v in near.items()}
     c2 = evaluate_claims(_rows(far, blocks, noise=0.05), archs=("visual_bert",))[0].set_index("claim").loc["C2"]
     assert c2["decision"] == "contradicted"

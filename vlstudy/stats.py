@@ -138,6 +138,11 @@ class Arm:
         within[self._run_block, np.arange(len(self.scores))] = 1.0 / self._runs_per_block[self._run_block]
         return within @ self.examples
 
+    def restricted(self, blocks: np.ndarray) -> "Arm":
+        """The arm's runs in ``blocks`` only (all of them among its own)."""
+        keep = np.isin(self.blocks, blocks)
+        return Arm(self.blocks[keep], self.scores[keep], None if self.examples is None else self.examples[keep])
+
     def rows_of(self, blocks: np.ndarray) -> np.ndarray:
         """Positions of ``blocks`` (all of them this arm's) in ``block_ids``."""
         return np.searchsorted(self._block_ids, blocks)
@@ -383,9 +388,10 @@ def _residual_mean_square(table: np.ndarray) -> float:
     return float(np.einsum("ij,ij->", residual, residual)) / ((rows - 1) * (columns - 1))
 
 
-def _test_term(entries: Entries) -> tuple[float, float] | None:
+def _test_term(entries: Entries) -> tuple[float, float, float] | None:
     """Variance and df (n−1) of θ's test-sampling part, for entries on one test set that all
-    carry per-example scores; None with fewer than 2 examples.
+    carry per-example scores, and the model×example noise the block term holds from this set;
+    None with fewer than 2 examples.
 
     The per-example contrast D_i = Σ w·(arm's mean on example i) has var(D)/n = MS_I/(nK) in
     two-way ANOVA terms (paired arms); its expectation holds the model×example noise MS_E/(nK)
@@ -406,22 +412,40 @@ def _test_term(entries: Entries) -> tuple[float, float] | None:
         else:
             counted += sum((w / len(arm.block_ids)) ** 2 * _residual_mean_square(arm.block_examples())
                            for arm, w in arms)
-    return max(0.0, (_sample_variance(contrast) - counted) / n), float(n - 1)
+    return max(0.0, (_sample_variance(contrast) - counted) / n), float(n - 1), counted / n
 
 
 def _contrast_evidence(entries: Entries, test_sets: Sequence[Entries]) -> _Evidence:
     """θ = Σ w·mean(arm) with its block term and one test term per test set (``test_sets``: the
-    entries of each set whose arms carry per-example scores)."""
+    entries of each set whose arms carry per-example scores).
+
+    Arms whose blocks differ but meet in at least 2 blocks are compared on the blocks they all
+    have (a per-block contrast where they meet: the paired t, exact; a block one arm lacks
+    says nothing about the difference). Arms that meet in fewer are combined group by group
+    (:func:`_block_term`). A block term of exactly 0 is taken as the example noise it must
+    hold (each block mean carries its runs' own test noise): with few blocks and scores that
+    move in steps, two blocks can differ by exactly the same amount, and a zero spread would
+    claim certainty. (Raising every smaller block term to that noise would make the rule far
+    too conservative: a 1-df variance is usually drawn below its mean.)"""
+    weighted = [arm for arm, w in entries if w != 0]
+    common = reduce(np.intersect1d, [arm.block_ids for arm in weighted])
+    if len(common) >= 2 and not all(is_paired(weighted[0], arm) for arm in weighted):
+        kept = {id(arm): arm.restricted(common) for arm, _ in entries}
+        entries = [(kept[id(arm)], w) for arm, w in entries]
+        test_sets = [[(kept[id(arm)], w) for arm, w in on_one_set] for on_one_set in test_sets]
     difference = float(sum(w * arm.mean for arm, w in entries))
     block_var, block_df = _block_term(entries)
-    variances, dfs = [block_var], [block_df]
+    variances, dfs, noise = [block_var], [block_df], 0.0
     for on_one_set in test_sets:
         term = _test_term(on_one_set) if on_one_set else None
         if term is not None:
             variances.append(term[0])
             dfs.append(term[1])
+            noise += term[2]
+    if block_var < 1e-9 * noise:      # blocks that differ by exactly the same amount (step-valued scores)
+        variances[0] = noise
     first = entries[0][0]
-    paired = all(is_paired(first, arm) for arm, _ in entries)
+    paired = all(is_paired(first, arm) for arm, w in entries if w != 0)
     blocks = min(len(arm.block_ids) for arm, _ in entries)
     return _Evidence(difference, tuple(variances), tuple(dfs), paired, blocks)
 

@@ -194,9 +194,11 @@ def compare(results: pd.DataFrame, c: Comparison, examples=None, margin: float |
                 "_p": (1.0, 1.0)}
     iv, p = _tests(c.kind, a, b, margin)
     boot = stats.hierarchical_bootstrap(a, b)
+    # the interval an "equal" / "not_greater" comparison is decided on: the (1−2α) one (TOST)
+    decided_on = iv if c.kind == "greater" else stats.t_interval(a, b, level=1 - 2 * ALPHA)
     return {**row, "difference": iv.difference, "low": iv.low, "high": iv.high, "p": p[0],
             "mde": _mde(c.kind, iv), "outcome": _outcome(c.kind, *p), "bootstrap low": boot.low,
-            "bootstrap high": boot.high, "_p": p, "_interval": iv,
+            "bootstrap high": boot.high, "_p": p, "_interval": iv, "_decided_on": decided_on,
             "reason": f"margin ±{margin:g}" if margin is not None else ""}
 
 
@@ -285,17 +287,25 @@ def decide(claim: str, done: list[dict], logic: str | None = None) -> dict:
 
 
 def _deciding(d: dict) -> dict:
-    """The claim's effect columns from the comparison that decides it."""
+    """The claim's effect columns from the comparison that decides it, with the interval it
+    was decided on: the 95 % one for "greater", the 90 % one (TOST) for "equal" and
+    "not_greater"."""
     nan = float("nan")
-    return {"effect": d["difference"], "low": d.get("low", nan), "high": d.get("high", nan),
-            "mde": d.get("mde", nan), "unit": d["unit"], "deciding": d["comparison"]}
+    interval = d.get("_decided_on")
+    tost = d["_kind"] != "greater" and interval is not None
+    return {"effect": d["difference"], "low": interval.low if interval else nan,
+            "high": interval.high if interval else nan, "mde": d.get("mde", nan), "unit": d["unit"],
+            "deciding": d["comparison"] + (" (90 % interval, the TOST's)" if tost else "")}
 
 
 def _decide_mean(done: list[dict]) -> dict:
-    """A claim about the mean of its comparisons (one unit, each comparison weighted alike)."""
+    """A claim about the mean of its comparisons (one unit, each comparison weighted alike,
+    "greater" comparisons only: a mean of equivalences has no margin of its own)."""
     units = {d["unit"] for d in done}
     if len(units) > 1:
         raise ValueError(f"a claim about a mean needs one unit; its comparisons are in {sorted(units)}")
+    if any(d["_kind"] != "greater" for d in done):
+        raise ValueError("a claim about a mean is made of 'greater' comparisons")
     out = {"holding": sum(d["outcome"] == "holds" for d in done), "comparisons": len(done), "needs": "mean",
            "unit": units.pop(), "deciding": f"the mean of {len(done)} comparisons"}
     if any(d["blocks"] < 2 for d in done):
@@ -303,6 +313,9 @@ def _decide_mean(done: list[dict]) -> dict:
                 "reason": "a comparison has one block: no replicate to judge by"}
     iv = stats.pooled_interval([(*d["_arms"], 1, d["_example_set"]) for d in done])
     out.update(effect=iv.difference, low=iv.low, high=iv.high, mde=stats.min_detectable_effect(iv.se, iv.df))
+    judged = "holds" if iv.low > 0 else "against" if iv.high < 0 else "undecided"
+    for d in done:                    # a mean claim stands or falls as one
+        d["for the claim"] = judged
     if iv.low > 0:
         return {**out, "decision": "supported", "reason": "the mean's interval is above 0"}
     if iv.high < 0:
@@ -445,8 +458,11 @@ def rankings_differ(results: pd.DataFrame, claim: str, task: str, archs, metric:
                     examples=None) -> dict:
     """A claim that two models rank the pretraining sets differently on ``task`` (C13).
 
-    Each model's best set is chosen on the validation scores (``val_`` beside ``test_``) and
-    tested on the test scores, so the choice and the test do not share a sample. Supported when
+    Each model's best set is chosen on the validation scores (``val_`` beside ``test_``: its
+    mean over blocks) and tested on the test scores, so the choice never sees the test
+    examples; it does see the same runs, whose blocks are the unit of replication, so a set
+    that got lucky blocks stays lucky on test (the test is not independent of the choice in
+    that). Supported when
     the two models' best sets differ and each beats the other's within its model (an
     intersection–union test: both hold at α); contradicted when both models' best set is the
     same and beats every other set for each model; undecided otherwise. Without validation
@@ -458,8 +474,12 @@ def rankings_differ(results: pd.DataFrame, claim: str, task: str, archs, metric:
     best = {}
     for m in archs:
         rows = results[(results["arch"] == m) & (results["task"] == task)]
-        means = {s: Side(s).rows(rows)[chooser].mean() for s in sorted(rows["pretrained_on"].unique())}
-        means = {s: v for s, v in means.items() if v == v}           # whole sets only
+        means = {}
+        for source in sorted(rows["pretrained_on"].unique()):
+            chosen = Side(source).rows(rows)
+            if not chosen.empty:                                        # whole sets only
+                means[source] = float(chosen.groupby(chosen["block"] if "block" in chosen else chosen["seed"])
+                                      [chooser].mean().mean())            # blocks weigh alike
         if means:
             best[m] = max(means, key=means.get)
     if len(best) < 2:
@@ -475,6 +495,8 @@ def rankings_differ(results: pd.DataFrame, claim: str, task: str, archs, metric:
         checks = [Comparison(m, task, b1, o, metric=metric) for m in (m1, m2) for o in others]
     done = [{**d, "_metric": metric, "_example_set": task}
             for c in checks if (d := compare(results, c, examples)) is not None]
+    if not done:
+        return _claim_row(claim, {"decision": "not measured", "reason": f"{named}; no other set to compare with"})
     decision = decide(claim, done, logic="all")
     if b1 == b2:            # the same best set beating every other set contradicts the claim
         decision = {**decision, "decision": "contradicted" if decision["decision"] == "supported" else "undecided"}
