@@ -62,3 +62,16 @@ def test_allocation_is_the_two_stage_optimum():
     expected = math.sqrt(160 / 40 * out["finetuning"].iloc[0] / out["pretraining"].iloc[0])
     assert out["optimal finetunes per block"].iloc[0] == pytest.approx(expected)
     assert out["finetuning cost s"].iloc[0] == 40.0
+
+
+def test_components_of_the_continuous_score():
+    """The same analysis on another per-example metric (the continuous score, in nats): here
+    a rescaled copy of the test score, so every variance scales by the square."""
+    results, per_example = simulated_results(np.random.default_rng(3))
+    results["test_log_likelihood"] = results["test_score"] / 100
+    examples = lambda run, metric="test_score": per_example[run] / 100 if metric == "test_log_likelihood" else per_example[run]
+    points = components(results, examples).iloc[0]
+    nats = components(results, examples, metric="test_log_likelihood").iloc[0]
+    assert nats["metric"] == "test_log_likelihood" and points["metric"] == "test_score"
+    for column in ("pretraining", "finetuning", "test"):
+        assert nats[column] == pytest.approx(points[column] / 1e4)

@@ -370,3 +370,32 @@ def test_beside_paper_sets_the_papers_number_and_refuses_a_row_it_lacks():
         verdicts.beside_paper(beyond, "table1_finetune")
     shown = verdicts.beside_paper(beyond, "table1_finetune", beyond=("ccg",)).set_index("pretrained on")
     assert np.isnan(shown.loc["CCG", "paper"]) and shown.loc["COCO", "paper"] == 69.90
+
+
+def test_comparisons_are_decided_on_the_continuous_score_beside_accuracy():
+    """Where the results carry ``test_log_likelihood``, each directional comparison is decided
+    on it too (nats, its own per-example scores), and so are the claim and the primary family;
+    where the two scores disagree in direction the row and the claim say so."""
+    rng = np.random.default_rng(8)
+    cells = {("visual_bert", p, t): v for t in ("vqa_d", "vizwiz") for p, v in (("coco", 60.0), ("vqa_p", 59.0),
+                                                                              ("cc_small", 55.0))}
+    rows = _rows(cells, blocks=(0, 1, 2, 3), noise=0.3).assign(run=lambda d: [f"r{i}" for i in range(len(d))])
+    # the continuous score follows accuracy, except VQA-P on VizWiz, where it runs the other way
+    flipped = (rows["pretrained_on"] == "vqa_p") & (rows["task"] == "vizwiz")
+    rows["test_log_likelihood"] = -2.0 + rows["test_score"] / 100 - 0.2 * flipped + rng.normal(0, 0.002, len(rows))
+    per_example = {r: np.full(50, v) + np.linspace(-0.01, 0.01, 50) for r, v in zip(rows["run"], rows["test_log_likelihood"])}
+    examples = lambda run, metric="test_score": per_example[run] if metric == "test_log_likelihood" else None
+    claims, detail = evaluate_claims(rows, archs=("visual_bert",), examples=examples)
+    c1 = claims.set_index("claim").loc["C1"]
+    assert c1["decision"] == "supported" and c1["continuous decision"] == "contradicted"
+    assert "1 of 4 comparisons disagree with accuracy in direction" in c1["reason"]
+    row = detail.set_index("comparison").loc["VizWiz: VisualBERT VQA-P > VisualBERT CC-small"]
+    assert row["directions"] == "disagree" and row["continuous outcome"] == "reversed" and row["continuous"] < 0
+    assert (detail["directions"] == "agree").sum() == 3
+    c2 = claims.set_index("claim").loc["C2"]
+    assert c2["continuous decision"] == ""                 # equivalence in points has no margin in nats
+    primary = verdicts.primary_comparisons(rows.assign(frozen=False), [
+        {"arch": "visual_bert", "task": "vizwiz", "a": "vqa_p", "b": "cc_small"}], examples)
+    assert primary["continuous decision"].iloc[0] == "contradicted" and primary["directions"].iloc[0] == "disagree"
+    without = evaluate_claims(rows.drop(columns="test_log_likelihood"), archs=("visual_bert",))[0]
+    assert (without["continuous decision"] == "").all()

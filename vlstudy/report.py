@@ -24,9 +24,10 @@ from .profiles import notebook_paths
 from .verdicts import readable
 
 CLAIM_COLUMNS = ["claim", "statement", "needs", "effect", "interval", "mde", "deciding comparison", "holding",
-                 "decision", "reason"]
+                 "decision", "on the continuous score", "reason"]
 EVIDENCE_COLUMNS = ["comparison", "claimed side", "other side", "difference", "interval", "p", "mde",
-                    "outcome", "after Holm", "for the claim", "bootstrap interval", "reason"]
+                    "outcome", "after Holm", "for the claim", "continuous score", "continuous outcome", "directions",
+                    "bootstrap interval", "reason"]
 # Tables too long for a page (every run, every weight matrix): linked, not shown.
 LINKED_ONLY = ("_runs", "_examples", "_drift")
 SCORECARD_NOTE = ("needs: the claim's logic, from the paper's words (all: every comparison must hold at 5 % on "
@@ -34,13 +35,16 @@ SCORECARD_NOTE = ("needs: the claim's logic, from the paper's words (all: every 
                   "effect: the deciding comparison's difference (claimed side minus other side) with its 95 % "
                   "interval: for 'all' the weakest, for 'most' the majority's weakest, for a contradiction the "
                   "strongest against; mde: the effect this budget detects with 80 % power in that comparison; "
-                  "holding: comparisons that hold (at 5 % for 'all', after Holm for 'most'). Decided on blocks "
-                  "(pretraining seeds) with the test set's sampling variance added; see docs/evidence.md.")
+                  "holding: comparisons that hold (at 5 % for 'all', after Holm for 'most'); on the continuous "
+                  "score: the same claim decided on each example's log-likelihood instead of accuracy (the claims "
+                  "are judged on accuracy, the paper's metric). Decided on blocks (pretraining seeds) with the test "
+                  "set's sampling variance added; see docs/evidence.md.")
 EVIDENCE_TITLE = "Our evidence, comparison by comparison"
 EVIDENCE_NOTE = ("each side's mean ± sd over blocks (number of blocks), the difference with its 95 % t-interval "
                  "(blocks, paired, plus test sampling), the minimum detectable effect, the outcome alone and after "
-                 "Holm within the claim, what it counts as in the claim's logic, and the hierarchical bootstrap's "
-                 "interval for reference")
+                 "Holm within the claim, what it counts as in the claim's logic, the same comparison on the "
+                 "continuous score (log-likelihood per example, nats) and whether the two agree in direction, and "
+                 "the hierarchical bootstrap's interval for reference")
 
 
 def _title(notebook: Path) -> str:
@@ -94,6 +98,10 @@ def _interval(low, high, unit: str = "") -> str:
     return f"[{low:+.2f}, {high:+.2f}]" + (f" {unit}" if unit else "")
 
 
+def _or_dash(value) -> str:
+    return value if isinstance(value, str) and value else "—"
+
+
 def _text(df: pd.DataFrame, column: str) -> list[str]:
     """A text column, blank where missing (an older version's tables lack ``needs``, ``deciding``)."""
     return [v if isinstance(v, str) else "" for v in (df[column] if column in df else [None] * len(df))]
@@ -107,7 +115,8 @@ def _claims(df: pd.DataFrame) -> pd.DataFrame:
         "interval": [_interval(lo, hi, u if isinstance(u, str) else "") for lo, hi, u in zip(df["low"], df["high"], df["unit"])],
         "mde": [_number(v) for v in df["mde"]], "deciding comparison": _text(df, "deciding"),
         "holding": [f"{h} of {n}" for h, n in zip(df["holding"], df["comparisons"])],
-        "decision": df["decision"], "reason": [r if isinstance(r, str) else "" for r in df["reason"]]})
+        "decision": df["decision"], "on the continuous score": [v or "—" for v in _text(df, "continuous decision")],
+        "reason": [r if isinstance(r, str) else "" for r in df["reason"]]})
     return out[CLAIM_COLUMNS]
 
 
@@ -120,9 +129,21 @@ def _evidence(df: pd.DataFrame) -> pd.DataFrame:
         "p": [_number(v, 3) for v in df["p"]], "mde": [_number(v) for v in df["mde"]],
         "outcome": df["outcome"], "after Holm": [h if isinstance(h, str) else "—" for h in df["after Holm"]],
         "for the claim": [h or "—" for h in _text(df, "for the claim")],
+        "continuous score": [_continuous(r) for _, r in df.iterrows()],
+        "continuous outcome": [v or "—" for v in _text(df, "continuous outcome")],
+        "directions": [v or "—" for v in _text(df, "directions")],
         "bootstrap interval": [_interval(lo, hi) for lo, hi in zip(df["bootstrap low"], df["bootstrap high"])],
         "reason": [r if isinstance(r, str) else "" for r in df["reason"]]})
     return out[EVIDENCE_COLUMNS]
+
+
+def _continuous(row) -> str:
+    """A comparison on the continuous score for reading: "+0.012 [-0.003, +0.027] nats"."""
+    value = row.get("continuous", float("nan"))
+    if not isinstance(value, float) or value != value:
+        return "—"
+    low, high = row.get("continuous low", float("nan")), row.get("continuous high", float("nan"))
+    return f"{value:+.3f}" + ("" if low != low else f" [{low:+.3f}, {high:+.3f}]") + " nats"
 
 
 def scorecard(sections: list[dict]) -> pd.DataFrame:
@@ -145,14 +166,15 @@ def scorecard(sections: list[dict]) -> pd.DataFrame:
             unit = r["unit"] if isinstance(r["unit"], str) else ""
             deciding = r.get("deciding")
             rows.append({"claim": c["id"], "the paper says": c["claim"], "needs": c["needs"],
-                         "decision": r["decision"], "holding": f"{r['holding']} of {r['comparisons']}",
+                         "decision": r["decision"], "on the continuous score": _or_dash(r.get("continuous decision")),
+                         "holding": f"{r['holding']} of {r['comparisons']}",
                          "deciding comparison": deciding if isinstance(deciding, str) else "—",
                          "its effect": _number(r["effect"]) + (f" {unit}" if r["effect"] == r["effect"] else ""),
                          "95 % interval": _interval(r["low"], r["high"]), "mde": _number(r["mde"]),
                          "notebook": where, "reason": r["reason"] if isinstance(r["reason"], str) else ""})
         else:
             rows.append({"claim": c["id"], "the paper says": c["claim"], "needs": c["needs"],
-                         "decision": "not measured", "holding": "—", "deciding comparison": "—", "its effect": "—",
+                         "decision": "not measured", "on the continuous score": "—", "holding": "—", "deciding comparison": "—", "its effect": "—",
                          "95 % interval": "—", "mde": "—", "notebook": "—",
                          "reason": "no notebook of this profile measured it"})
     return pd.DataFrame(rows)

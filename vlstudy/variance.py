@@ -17,23 +17,25 @@ import pandas as pd
 GROUP = ["arch", "task", "frozen"]
 
 
-def components(results: pd.DataFrame, examples=None) -> pd.DataFrame:
-    """Per (arch, task, frozen), pooled over its cells (pretraining sets): the variances in
-    points² of one run's test score due to the block (``pretraining``), the finetuning seed
-    within a block (``finetuning``) and test sampling (``test``), with the degrees of freedom
-    behind the first two. ``results``: finetune_grid rows with ``block`` and ``finetune_seed``
-    and at least two finetuning seeds per block; ``examples``: run id → per-example scores."""
+def components(results: pd.DataFrame, examples=None, metric: str = "test_score") -> pd.DataFrame:
+    """Per (arch, task, frozen), pooled over its cells (pretraining sets): the variances of one
+    run's ``metric`` (points² for the test score, nats² for the continuous score,
+    ``test_log_likelihood``) due to the block (``pretraining``), the finetuning seed within a
+    block (``finetuning``) and test sampling (``test``), with the degrees of freedom behind the
+    first two. ``results``: finetune_grid rows with ``block`` and ``finetune_seed`` and at
+    least two finetuning seeds per block; ``examples``: run id → per-example scores
+    (``examples(run, metric)`` for a metric other than the test score)."""
     rows = []
     for key, group in results.groupby(GROUP, sort=False):
         within_ss = within_df = between_ss = between_df = 0.0
         seeds_per_block, test_vars = [], []
         for _, cell in group.groupby("pretrained_on", sort=False):
-            per_block = cell.groupby("block")["test_score"]
+            per_block = cell.groupby("block")[metric]
             sizes = per_block.size()
             if (sizes < 2).any():
                 raise ValueError(f"cell {key} {cell['pretrained_on'].iloc[0]!r} has a block with one finetuning "
                                  "run: the finetuning variance needs at least two per block")
-            within_ss += float(((cell["test_score"] - per_block.transform("mean")) ** 2).sum())
+            within_ss += float(((cell[metric] - per_block.transform("mean")) ** 2).sum())
             within_df += float((sizes - 1).sum())
             means = per_block.mean()
             between_ss += float(((means - means.mean()) ** 2).sum())
@@ -41,13 +43,13 @@ def components(results: pd.DataFrame, examples=None) -> pd.DataFrame:
             seeds_per_block += sizes.tolist()
             if examples is not None:
                 for run in cell["run"]:
-                    scores = examples(run)
+                    scores = examples(run) if metric == "test_score" else examples(run, metric)
                     if scores is not None:
                         test_vars.append(float(np.var(scores, ddof=1) / len(scores)))
         finetuning = within_ss / within_df
         block_means_var = between_ss / between_df if between_df else float("nan")
         per_block_runs = float(np.mean(seeds_per_block))
-        rows.append({**dict(zip(GROUP, key)),
+        rows.append({**dict(zip(GROUP, key)), "metric": metric,
                      # the block means' variance holds the finetuning variance over the runs averaged
                      "pretraining": block_means_var - finetuning / per_block_runs,
                      "finetuning": finetuning,

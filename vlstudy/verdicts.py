@@ -37,6 +37,11 @@ PAPER_COLUMNS = {("vqa_d", "test_score"): "vqa_d_acc", ("vizwiz", "test_score"):
                  ("snli_ve", "test_score"): "snli_ve_acc", ("mmimdb", "test_score"): "mmimdb_micro_f1",
                  ("mmimdb", "test_macro_f1"): "mmimdb_macro_f1"}
 PRETRAINED = ("coco", "vqa_p", "cc_small")   # the paper's Table 1 pretraining sets
+# The continuous score decided beside accuracy (nats per example; tasks.Task.log_likelihood):
+# more signal per unit of noise at small scale (DataDecide; "Signal and Noise"). The claims are
+# judged on accuracy, the paper's metric; this says whether the continuous score agrees.
+CONTINUOUS = "test_log_likelihood"
+PER_EXAMPLE = ("test_score", CONTINUOUS)     # metrics whose per-example scores ``examples`` gives
 ALPHA = 0.05
 DECISIONS = ("supported", "contradicted", "undecided", "not measured")
 # Margins of the "about equal" / "not better" claims, in points, and why.
@@ -47,13 +52,15 @@ MARGINS = {
                  "0.7-1.5 points"),
     "C20": (1.0, "Table D.1 calls CCG competitive at 0.1-0.3 points below CC; 1 point, as for C2"),
 }
-# "for the claim": what a comparison counts as in its claim's logic (holds, against, undecided)
+# "for the claim": what a comparison counts as in its claim's logic (holds, against, undecided);
+# "continuous" .. "directions": the same comparison on the continuous score (nats)
 COMPARISON_COLUMNS = ["comparison", "claimed side", "other side", "difference", "low", "high", "unit", "p",
-                      "mde", "blocks", "outcome", "after Holm", "for the claim", "bootstrap low", "bootstrap high",
+                      "mde", "blocks", "outcome", "after Holm", "for the claim", "continuous", "continuous low",
+                      "continuous high", "continuous outcome", "directions", "bootstrap low", "bootstrap high",
                       "reason"]
 # a claim's row: "effect" .. "mde" are those of its deciding comparison (see decide)
 CLAIM_COLUMNS = ["claim", "statement", "needs", "effect", "low", "high", "unit", "mde", "deciding", "holding",
-                 "comparisons", "decision", "reason"]
+                 "comparisons", "decision", "continuous decision", "reason"]
 
 
 def summarize(results: pd.DataFrame, metric: str = "test_score") -> pd.DataFrame:
@@ -121,13 +128,14 @@ class Comparison:
 # --- one comparison -------------------------------------------------------------------------
 def _arm(results: pd.DataFrame, arch: str, side: Side, task: str, metric: str, examples) -> stats.Arm | None:
     """A cell's runs as a ``stats.Arm``: blocks, scores and, where ``examples`` gives them (run
-    id → per-example test scores), the per-example scores behind ``test_score``."""
+    id → per-example test scores; ``examples(run, CONTINUOUS)`` for the continuous score), the
+    per-example scores behind ``test_score`` or the continuous score."""
     sel = side.rows(results[(results["arch"] == arch) & (results["task"] == task)])
     if sel.empty:
         return None
     per_example = None
-    if examples is not None and metric == "test_score" and "run" in sel:
-        arrays = [examples(run) for run in sel["run"]]
+    if examples is not None and metric in PER_EXAMPLE and "run" in sel:
+        arrays = [examples(run) if metric == "test_score" else examples(run, metric) for run in sel["run"]]
         if all(a is not None for a in arrays) and len({len(a) for a in arrays}) == 1:
             per_example = np.stack(arrays)                    # (runs, test examples)
     blocks = sel["block"] if "block" in sel else sel["seed"]
@@ -185,7 +193,8 @@ def compare(results: pd.DataFrame, c: Comparison, examples=None, margin: float |
         raise ValueError(f"{c.label()}: unknown comparison kind {c.kind!r}")
     if c.kind != "greater" and margin is None:
         raise ValueError(f"{c.label()}: an {c.kind!r} comparison needs a margin")
-    row = {"comparison": c.label(), **_sides(a, b), "unit": "points" if c.metric == "test_score" else c.metric,
+    unit = {"test_score": "points", CONTINUOUS: "nats"}.get(c.metric, c.metric)
+    row = {"comparison": c.label(), **_sides(a, b), "unit": unit,
            "_arms": (a, b), "_kind": c.kind, "_margin": margin,
            "blocks": min(len(a.block_ids), len(b.block_ids))}
     if row["blocks"] < 2:      # no interval; p = 1 either way, so Holm over the claim still counts it
@@ -323,18 +332,50 @@ def _decide_mean(done: list[dict]) -> dict:
     return {**out, "decision": "undecided", "reason": "the mean's interval spans 0"}
 
 
+def on_the_continuous_score(results: pd.DataFrame, c: Comparison, examples, accuracy: dict) -> dict | None:
+    """A directional accuracy comparison decided again on the continuous score (a compare
+    row), with the columns it adds to the accuracy row: its difference and interval in nats,
+    its outcome, and whether the two scores agree in direction. None where the results have no
+    continuous score or the comparison is not a directional one on ``test_score`` (a margin in
+    points says nothing in nats)."""
+    if c.metric != "test_score" or c.kind != "greater" or CONTINUOUS not in results:
+        return None
+    if results.loc[results["task"] == c.task, CONTINUOUS].isna().any():
+        return None                                   # runs made before they wrote it
+    d = compare(results, replace(c, metric=CONTINUOUS), examples)
+    if d is None:
+        return None
+    same = np.sign(d["difference"]) * np.sign(accuracy["difference"])
+    accuracy.update({"continuous": d["difference"], "continuous low": d.get("low", float("nan")),
+                     "continuous high": d.get("high", float("nan")), "continuous outcome": d["outcome"],
+                     "directions": "agree" if same > 0 else "disagree" if same < 0 else "—"})
+    return {**d, "_metric": CONTINUOUS, "_example_set": c.task}
+
+
 def evaluate_comparisons(results: pd.DataFrame, claims: dict[str, list[Comparison]],
                          examples=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(one row per claim with its decision, one row per comparison behind them)."""
+    """(one row per claim with its decision, one row per comparison behind them). Where the
+    results carry the continuous score, every directional comparison is decided on it too,
+    beside accuracy, and so is the claim (``continuous decision``); the claims are judged on
+    accuracy."""
     claim_rows, detail_rows = [], []
     for cid, comparisons in claims.items():
         margin = MARGINS.get(cid, (None, ""))[0]
-        done = []
+        done, continuous = [], []
         for c in comparisons:
             d = compare(results, c, examples, margin if c.kind != "greater" else None)
             if d is not None:
                 done.append({**d, "_metric": c.metric, "_example_set": c.task})
+                e = on_the_continuous_score(results, c, examples, done[-1])
+                if e is not None:
+                    continuous.append(e)
         decision = decide(cid, done)
+        if continuous and len(continuous) == len(done):
+            again = decide(cid, continuous)
+            split = sum(d.get("directions") == "disagree" for d in done)
+            decision = {**decision, "continuous decision": again["decision"],
+                        "reason": decision["reason"] + f"; on the continuous score: {again['decision']}"
+                        + (f", {split} of {len(done)} comparisons disagree with accuracy in direction" if split else "")}
         detail_rows += [{"claim": cid, **{k: v for k, v in d.items() if not k.startswith("_")}} for d in done]
         claim_rows.append(_claim_row(cid, decision))
     return pd.DataFrame(claim_rows), pd.DataFrame(detail_rows, columns=["claim"] + COMPARISON_COLUMNS)
@@ -360,7 +401,8 @@ def _claim_row(claim: str, decision: dict) -> dict:
             "needs": text.loc[claim, "needs"], **{k: decision.get(k, nan) for k in ("effect", "low", "high", "mde")},
             "unit": decision.get("unit", ""), "deciding": decision.get("deciding", ""),
             "holding": decision.get("holding", 0), "comparisons": decision.get("comparisons", 0),
-            "decision": decision["decision"], "reason": reason}
+            "decision": decision["decision"], "continuous decision": decision.get("continuous decision", ""),
+            "reason": reason}
 
 
 def _table1_claims(archs) -> dict[str, list[Comparison]]:
@@ -523,7 +565,8 @@ def pretraining_loss_claims(losses: pd.DataFrame, archs, examples=None) -> tuple
 
 # --- the profile's primary comparisons and the test bed's sensitivity ------------------------
 PRIMARY_COLUMNS = ["comparison", "claimed side", "other side", "difference", "low", "high", "p", "mde",
-                   "blocks", "outcome", "after Holm", "decision"]
+                   "blocks", "outcome", "after Holm", "decision", "continuous", "continuous low", "continuous high",
+                   "continuous decision", "directions"]
 WORDS = {"holds": "supported", "reversed": "contradicted", "fails": "contradicted", "undecided": "undecided"}
 
 
@@ -555,14 +598,20 @@ def primary_comparisons(results: pd.DataFrame, primary: list[dict], examples=Non
     its 95 % interval and outcome, Holm's correction over the whole primary family, and the
     decision (supported, contradicted, undecided) after it. ``results``: whole and frozen rows
     (``finetune_grid``'s ``frozen`` column)."""
-    done = []
+    done, continuous = [], []
     for entry in primary:
         _check_primary(entry)
-        d = compare(results, _within(**entry), examples)
+        c = _within(**entry)
+        d = compare(results, c, examples)
         if d is None:
             raise ValueError(f"primary comparison {entry} was not run: the notebook's grid lacks a side")
         done.append({**d, "_metric": "test_score", "_example_set": entry["task"]})
+        continuous.append(on_the_continuous_score(results, c, examples, done[-1]))
     adjust(done)                             # Holm over the family: fills "after Holm"
+    if all(e is not None for e in continuous):
+        adjust(continuous)                   # and over the family on the continuous score
+        for d, e in zip(done, continuous):
+            d["continuous decision"] = WORDS[e["after Holm"]]
     rows = [{**{k: v for k, v in d.items() if not k.startswith("_")}, "decision": WORDS[d["after Holm"]]}
             for d in done]
     return pd.DataFrame(rows, columns=PRIMARY_COLUMNS)
