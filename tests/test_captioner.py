@@ -144,3 +144,37 @@ def test_generated_text_specs_are_checked(ccg, smoke_world):
     folder = generated_folder(study.registry.folder(pre.text_from))
     with pytest.raises(ValueError, match="not those of 'cc_full'"):       # same store, other images
         smoke_world.generated_split(folder, "train", "cc_full")
+
+
+def test_the_captioner_and_fast_runs_print_no_library_warning(smoke_world, chain_registry, capfd):
+    """A captioner's loss and a frozen head that saves two checkpoints within a second gave
+    transformers' "loss_type=None ... unrecognized" and "mtime may not be reliable" warnings,
+    which a user cannot act on: the captioner names its loss, and checkpoints are kept by step."""
+    from transformers.utils import logging as hf_logging
+    hf_logging.get_logger("transformers").warning_once.cache_clear()
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()           # the tests run at "error" (conftest); a study at warning
+    try:
+        model = _tiny_captioner(smoke_world)
+        _, _, batch = _coco_batch(smoke_world, 2)
+        model(**batch)["loss"].backward()
+        reg, frozen = chain_registry
+        reg.run(frozen)
+    finally:
+        hf_logging.set_verbosity(before)
+    err = capfd.readouterr().err
+    assert "unrecognized" not in err and "mtime" not in err and "WARNING" not in err.upper().replace("WARNINGS", "")
+
+
+@pytest.fixture
+def chain_registry(tmp_path):
+    """A frozen-base finetuning run of the tiny config with checkpoints a fraction of a second
+    apart, ready to train."""
+    from vlstudy.registry import Registry
+    from vlstudy.spec import RunSpec
+    tiny = dict(world="smoke", model="tiny", batch_size=16, max_text_len=24)
+    reg = Registry(tmp_path / "runs")
+    bert = RunSpec("bert", "bert", "corpus", init="random", steps=4, eval_every=2, beta2=0.98, **tiny)
+    reg.run(bert)
+    frozen = RunSpec("finetune", "visual_bert", "vizwiz", parent=bert.id, steps=6, eval_every=2, frozen_base=True, **tiny)
+    return reg, frozen

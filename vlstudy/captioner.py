@@ -50,6 +50,9 @@ class Captioner(nn.Module):
             embd_pdrop=cfg.dropout, attn_pdrop=cfg.attention_dropout, add_cross_attention=True,
             initializer_range=cfg.initializer_range, bos_token_id=bos_id, eos_token_id=eos_id,
             pad_token_id=pad_id, tie_word_embeddings=False))    # untied: plain safetensors checkpoints
+        # GPT2LMHeadModel's class name names no loss, so transformers would guess one and warn:
+        # its loss is the causal LM's, said here
+        self.decoder.loss_type = "ForCausalLM"
         self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
 
     def encode(self, features, boxes) -> torch.Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,9 @@ def fit(spec, folder: Path, model: nn.Module, data: dict, collators: dict, progr
         per_device_eval_batch_size=EVAL_BATCH_SIZE, learning_rate=spec.lr, warmup_steps=spec.warmup,
         lr_scheduler_type="cosine", adam_beta1=0.9, adam_beta2=spec.beta2, adam_epsilon=1e-8,
         weight_decay=spec.weight_decay, eval_strategy="no" if averaged else "steps", eval_steps=spec.eval_every,
-        save_strategy="steps", save_steps=spec.eval_every, save_total_limit=max(2, spec.average_last),
+        # checkpoints are kept by _keep_checkpoints, by step: the Trainer's own rotation orders them
+        # by mtime and warns when a fast run writes two within a second
+        save_strategy="steps", save_steps=spec.eval_every, save_total_limit=None,
         load_best_model_at_end=not averaged,
         metric_for_best_model="score" if scored else "loss", greater_is_better=scored,
         prediction_loss_only=not scored, label_names=list(label_names),
@@ -71,6 +74,7 @@ def fit(spec, folder: Path, model: nn.Module, data: dict, collators: dict, progr
                                eval_dataset=_IndexDataset(data["val"]),
                                data_collator=_SplitCollator(*collators.values()), compute_metrics=compute_metrics)
     trainer.base_lr_scale = spec.base_lr_scale
+    trainer.add_callback(_keep_checkpoints(folder / "trainer", spec.average_last if averaged else 1))
     if not progress:
         trainer.remove_callback(PrinterCallback)
     last = last_checkpoint(folder / "trainer")
@@ -104,6 +108,26 @@ def _trainer_class():
             return super().create_optimizer(*args, **kwargs)
 
     return ScaledBaseTrainer
+
+
+def _keep_checkpoints(trainer_dir: Path, keep: int):
+    """A TrainerCallback: after each save the latest ``keep`` checkpoints stay (by step), and
+    the best one: what resuming and ``load_best_model_at_end`` (or averaging) read."""
+    from transformers import TrainerCallback
+
+    class KeepCheckpoints(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
+            found = [folder.resolve() for folder in checkpoints(trainer_dir)]
+            protected = set(found[-keep:])
+            if state.best_model_checkpoint:
+                protected.add(Path(state.best_model_checkpoint).resolve())
+            for folder in found:
+                if folder not in protected:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+    return KeepCheckpoints()
 
 
 def checkpoints(trainer_dir: Path) -> list[Path]:
