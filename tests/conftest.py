@@ -8,6 +8,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
+# every figure the tests draw (the smoke notebooks under nbval, the report's forest plots) is
+# refused if it has overlapping text, a data identifier or a hidden marker (vlstudy.figure_check)
+os.environ.setdefault("VLSTUDY_CHECK_FIGURES", "1")
 
 import pytest  # noqa: E402
 

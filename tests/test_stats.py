@@ -19,7 +19,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from vlstudy.stats import (Arm, Interval, bootstrap_differences, equivalence, hierarchical_bootstrap, holm,
-                           min_detectable_effect, not_greater, pooled_interval, t_interval)
+                           mean_interval, min_detectable_effect, not_greater, pooled_interval, t_interval)
 
 STUDIES = 1000
 
@@ -606,3 +606,18 @@ def test_blocks_for_power_gives_the_power_it_claims_on_simulated_studies():
         assert abs(found - expected) < 0.012, (blocks, found, expected)
     assert power_of_blocks(effect, sd, k) >= 0.8 > power_of_blocks(effect, sd, k - 1)
     assert blocks_for_power(0.1, 5.0, most=20) is None and blocks_for_power(10.0, 0.0) == 2
+
+
+def test_mean_interval_of_one_cell():
+    """A cell's own interval (the figures' error bars): the t interval of its block means,
+    widened by the test set's sampling when per-example scores are there."""
+    arm = Arm.of([0, 0, 1, 2], [70, 72, 65, 71])
+    result = mean_interval(arm)
+    means = np.array([71, 65, 71.0])
+    half = scipy_stats.t.ppf(0.975, 2) * means.std(ddof=1) / math.sqrt(3)
+    assert (result.difference, result.low, result.high) == pytest.approx((means.mean(), means.mean() - half,
+                                                                          means.mean() + half))
+    outcomes = simulate(np.random.default_rng(48), 1, 4, 1, 300)[0, 0]
+    with_examples = arms_of(outcomes)[0]
+    wide, narrow = mean_interval(with_examples), mean_interval(with_examples, test_sampling=False)
+    assert wide.width > narrow.width and wide.difference == pytest.approx(with_examples.mean)

@@ -486,6 +486,18 @@ def t_interval(a: Arm, b: Arm, level: float = 0.95, test_sampling: bool = True,
     return _evidence(a, b, test_sampling).interval(level, combine)
 
 
+def mean_interval(arm: Arm, level: float = 0.95, test_sampling: bool = True) -> Interval:
+    """The interval of one cell's mean, as the figures draw it: blocks plus, with per-example
+    scores, the test set's sampling (the same terms as :func:`t_interval`, for the contrast
+    "this arm" alone; a cell's level also moves with which examples were drawn, which a paired
+    difference cancels)."""
+    _check_level(level)
+    _check_two_blocks(arm, "arm")
+    entries = [(arm, 1.0)]
+    return _contrast_evidence(entries, [entries] if test_sampling and arm.examples is not None else []).interval(
+        level, "margins")
+
+
 # --- the bootstrap, reported beside it -------------------------------------------------------
 def _bootstrap_run_weights(rng: np.random.Generator, arm: Arm, block_draw: np.ndarray) -> np.ndarray:
     """Run weights (n_boot, runs) of a two-level resample: ``block_draw`` (n_boot, K) picks
