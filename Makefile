@@ -19,9 +19,11 @@ setup: $(PY)
 study: setup
 	$(VENV)/bin/vlstudy study --profile $(PROFILE)
 
+# Two test processes (pytest-xdist), one file each at a time: the tests' runs take one thread,
+# and the smoke notebooks share one outputs folder, where a run is trained once (its lock).
 test: setup
 	TQDM_DISABLE=1 $(PY) -m pytest tests --nbval-lax --nbval-current-env \
-	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -n 2 --dist loadfile
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
