@@ -3,6 +3,9 @@ import os
 import tempfile
 
 os.environ.setdefault("VLSTUDY_OUTPUT_ROOT", tempfile.mkdtemp(prefix="vlstudy-test-"))
+# one torch thread per test process: the tests run in two processes (pytest-xdist), and two
+# threads each on two cores made a tiny model's 300 steps 5-20x slower (runs set their own, spec.threads)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
