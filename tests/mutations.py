@@ -37,13 +37,13 @@ MUTATIONS = {
         '        if combine == "satterthwaite" or len(kept) <= 1 or self.blocks == 2:\n',
         "one t with Satterthwaite's df instead of summed margins at 2 blocks"),
     "test-term-per-arm": (
-        "vlstudy/stats.py", "    return max(0.0, (_sample_variance(contrast) - counted) / n), float(n - 1)\n",
+        "vlstudy/stats.py", "    return max(0.0, (_sample_variance(contrast) - counted) / n), float(n - 1), counted / n\n",
         "    return max(0.0, (sum(w * w * _sample_variance(arm.example_means()) for arm, w in entries) - counted)"
-        " / n), float(n - 1)\n",
+        " / n), float(n - 1), counted / n\n",
         "the test term from each arm's per-example variance, not the paired per-example differences"),
     "test-term-counts-noise-twice": (
-        "vlstudy/stats.py", "    return max(0.0, (_sample_variance(contrast) - counted) / n), float(n - 1)\n",
-        "    return max(0.0, _sample_variance(contrast) / n), float(n - 1)\n",
+        "vlstudy/stats.py", "    return max(0.0, (_sample_variance(contrast) - counted) / n), float(n - 1), counted / n\n",
+        "    return max(0.0, _sample_variance(contrast) / n), float(n - 1), counted / n\n",
         "var(D)/n without MS_E/(nK) removed (as at 26ac999)"),
     "pooled-as-independent": (
         "vlstudy/stats.py", "    return _contrast_evidence(entries, list(test_sets.values())).interval(level, combine)\n",
