@@ -26,6 +26,22 @@ def test_each_defect_is_found_and_a_clean_figure_passes():
     assert len(hidden_markers(fig)) == 1
     ax.text(0.05, 0.9, "COCO and VQA-P coincide", transform=ax.transAxes)
     assert hidden_markers(fig) == []
+    fig, axes = plt.subplots(1, 2, figsize=(4, 2))             # a note covers only its own axes,
+    for ax in axes:
+        ax.plot([1], [2], "o", ms=4, color="C0")
+        ax.plot([1.01], [2], "s", ms=12, color="C1")           # and a near marker that covers it counts
+        ax.set(xlim=(0, 2), ylim=(0, 4))
+    axes[0].text(0.05, 0.9, "these coincide", transform=axes[0].transAxes)
+    assert len(hidden_markers(fig)) == 1
+    fig, ax = plt.subplots(figsize=(3, 3))                      # hollow markers differ by their edge
+    ax.plot([1], [2], "o", ms=6, color="C0", mfc="white")
+    ax.plot([1], [2], "o", ms=6, color="C1", mfc="white")
+    ax.set(xlim=(0, 2), ylim=(0, 4))
+    twin = ax.twinx()                                           # and a twin axes overlays its host
+    twin.set_ylim(ax.get_ylim())
+    twin.plot([1.5], [2.5], "x", ms=4, color="C2")
+    ax.plot([1.5], [2.5], "o", ms=3, color="C3")
+    assert len(hidden_markers(fig)) == 2                        # the hollow one, and the dot under the twin's cross
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot([0, 1], [0, 1], "o-")
     ax.set(title="VQA-D, whole model", xlabel="pretrained on", ylabel="test score")
@@ -47,7 +63,9 @@ def test_the_cell_and_line_figures_pass_the_check():
                              order=["none", "COCO", "VQA-P", "CC-small"])
     assert defects(fig) == []
     texts = {t.get_text() for t in fig.findobj(matplotlib.text.Text)}
-    assert {"one block: no interval", "paper (right axis)", "VQA-D, frozen base"} <= texts
+    assert {"one block: no interval", "the paper's number (right axis)", "VQA-D, frozen base"} <= texts
+    with pytest.raises(ValueError, match="cells drawn at one place"):       # two cells per position: refused
+        plots.cells_figure(cells, x="pretrained on", panels=["task name"], hue="model")
     lines = plots.lines_figure(plots.cell_intervals(results, by=("arch", "pretrained_on", "fraction")), x="fraction",
                                line=["pretrained on"], panels=["model"], xlabel="fraction", ylabel="VQA-D test score")
     assert defects(lines) == []

@@ -230,6 +230,11 @@ def test_averaged_checkpoints_and_a_slower_base(chain):
     assert torch.allclose(final[name], (last[0][name].double() + last[1][name].double()).div(2).float())
     assert not torch.equal(final[name], last[1][name])
     assert "test_log_likelihood" in metrics and spec.id != specs["ft"].id
+    # the run's optimizer had the base at a quarter of the rate: the logged rate is the base's group
+    unscaled = json.loads((last_checkpoint(reg.folder(specs["ft"]) / "trainer") / "trainer_state.json").read_text())
+    logged = {h["step"]: h["learning_rate"] for h in state["log_history"] if "learning_rate" in h}
+    base = {h["step"]: h["learning_rate"] for h in unscaled["log_history"] if "learning_rate" in h}
+    assert logged and all(logged[k] == pytest.approx(0.25 * base[k]) for k in logged if k in base)
     from vlstudy.fit import _trainer_class
     from transformers import TrainingArguments
     from vlstudy.train import build_model
@@ -246,6 +251,8 @@ def test_averaged_checkpoints_and_a_slower_base(chain):
         assert all((id(p) in head) == (group["lr"] == 1e-3) for p in group["params"])
     with pytest.raises(ValueError, match="average_last"):
         specs["ft"].replace(average_last=4)                                 # 30 updates hold 3 checkpoints
+    with pytest.raises(ValueError, match="evenly spaced"):
+        specs["ft"].replace(average_last=2, steps=35)
     with pytest.raises(ValueError, match="only finetuning"):
         specs["pre"].replace(average_last=1)
 

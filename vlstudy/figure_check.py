@@ -22,7 +22,9 @@ from .sides import MODEL_NAMES, SOURCE_NAMES, TASK_NAMES
 
 # the data's names that have a different display name, and the results' column names
 RAW_NAMES = sorted({*MODEL_NAMES, *(k for k, v in SOURCE_NAMES.items() if k != v), *TASK_NAMES,
-                    "test_score", "val_score", "pretrained_on", "finetune_seed", "frozen_base", "arch"})
+                    "test_score", "val_score", "test_log_likelihood", "val_log_likelihood", "mlm_loss",
+                    "pretrained_on", "finetune_seed", "frozen_base", "arch",
+                    "cc", "flickr", "poster"})              # image sources (plots.IMAGE_SOURCES)
 _RAW = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, RAW_NAMES)) + r")(?![A-Za-z0-9_])")
 # a text saying that some points are drawn on top of each other
 COINCIDE_NOTE = re.compile(r"coincide|on top of|hidden behind", re.IGNORECASE)
@@ -89,11 +91,12 @@ def overlapping_texts(fig) -> list[str]:
 
 
 def _markers(fig) -> list[tuple[object, np.ndarray, float, tuple]]:
-    """(axes, centre in display pixels, size in points, face colour) of every drawn marker,
-    in drawing order (later ones on top)."""
+    """(axes, centre in display pixels, diameter in pixels, (face, edge) colour) of every drawn
+    marker, in drawing order (later ones on top; axes drawn later, such as a twin, on top)."""
     from matplotlib.collections import PathCollection
     from matplotlib.colors import to_rgba
     from matplotlib.lines import Line2D
+    pixels_per_point = fig.dpi / 72
     marks = []
     for ax in fig.axes:
         artists = sorted((a for a in ax.get_children() if isinstance(a, (Line2D, PathCollection))),
@@ -106,30 +109,35 @@ def _markers(fig) -> list[tuple[object, np.ndarray, float, tuple]]:
                     continue
                 xy = np.column_stack(artist.get_data()).astype(float)
                 sizes = np.full(len(xy), artist.get_markersize())              # diameter in points
-                colours = [tuple(np.round(to_rgba(artist.get_markerfacecolor()), 3))] * len(xy)
+                colour = (tuple(np.round(to_rgba(artist.get_markerfacecolor()), 3)),
+                          tuple(np.round(to_rgba(artist.get_markeredgecolor()), 3)))
+                colours = [colour] * len(xy)
             else:
                 xy = np.asarray(artist.get_offsets(), float)
                 raw = np.asarray(artist.get_sizes(), float)                     # area in points²
                 sizes = np.sqrt(np.resize(raw if raw.size else [36.0], len(xy)))
-                faces = artist.get_facecolors()
-                colours = [tuple(np.round(c, 3)) for c in (np.resize(faces, (len(xy), 4)) if len(faces) else
-                                                            np.zeros((len(xy), 4)))]
+                faces, edges = artist.get_facecolors(), artist.get_edgecolors()
+                faces = np.resize(faces, (len(xy), 4)) if len(faces) else np.zeros((len(xy), 4))
+                edges = np.resize(edges, (len(xy), 4)) if len(edges) else faces
+                colours = [(tuple(np.round(f, 3)), tuple(np.round(e, 3))) for f, e in zip(faces, edges)]
             xy = ax.transData.transform(xy) if len(xy) else xy
-            marks += [(ax, p, s, c) for p, s, c in zip(xy, sizes, colours) if np.isfinite(p).all()]
+            marks += [(ax, p, s * pixels_per_point, c) for p, s, c in zip(xy, sizes, colours) if np.isfinite(p).all()]
     return marks
 
 
 def hidden_markers(fig) -> list[str]:
-    """Markers drawn exactly under a later one of another colour, at least as large (two
-    things shown as one), in a figure with no text saying that points coincide. Markers of one
-    colour on top of each other (a box plot's equal outliers) show one thing."""
-    if any(COINCIDE_NOTE.search(str(t.get_text())) for t in _texts(fig)):
-        return []
+    """Markers drawn wholly under a later one of another colour (two things shown as one), in
+    axes with no text of their own saying that points coincide. Markers of one colour on top of
+    each other (a box plot's equal outliers) show one thing."""
+    noted = {id(t.axes) for t in _texts(fig) if COINCIDE_NOTE.search(str(t.get_text())) and t.axes is not None}
     marks = _markers(fig)
     found = []
     for i, (ax, centre, size, colour) in enumerate(marks):
-        for other_ax, other, other_size, other_colour in marks[i + 1:]:
-            if other_ax is ax and other_colour != colour and np.abs(centre - other).max() < 0.5 and other_size >= size:
+        if id(ax) in noted:
+            continue
+        for _, other, other_size, other_colour in marks[i + 1:]:
+            # covered: the later marker's disc holds all of this one's (any axes: a twin overlays its host)
+            if other_colour != colour and np.hypot(*(centre - other)) + size / 2 <= other_size / 2 + 0.5:
                 found.append(f"a marker at ({centre[0]:.0f}, {centre[1]:.0f}) px in axes {ax.get_title()!r} is "
                              "hidden behind another")
                 break

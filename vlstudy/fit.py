@@ -80,6 +80,8 @@ def fit(spec, folder: Path, model: nn.Module, data: dict, collators: dict, progr
     last = last_checkpoint(folder / "trainer")
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     if averaged:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()          # every rank reads what rank 0 saved and kept
         load_average(model, checkpoints(folder / "trainer")[-spec.average_last:])
     return trainer
 

@@ -152,7 +152,9 @@ def paper_values(cells, tables=None, rename=None):
     rename = rename or {}
     values = []
     for _, cell in out.iterrows():
-        names = tables if tables is not None else [PAPER_TABLES[bool(cell.get("frozen", False))]]
+        frozen = cell.get("frozen", False)
+        frozen = bool(frozen) if frozen == frozen else False          # a missing value is whole-model
+        names = tables if tables is not None else [PAPER_TABLES[frozen]]
         column, found = PAPER_COLUMNS.get(cell["task"]), np.nan
         row_name = rename.get(cell["pretrained_on"], source_name(cell["pretrained_on"]))
         for name in names:
@@ -181,6 +183,7 @@ def cells_figure(cells, x: str, panels: list[str], hue: str | None = None, order
     from matplotlib.lines import Line2D
 
     shown = named(cells)
+    _one_cell_each(shown, panels + [x] + ([hue] if hue else []))
     keys = list(dict.fromkeys(map(tuple, shown[panels].to_numpy().tolist())))
     columns = min(len(keys), 4)
     rows = int(np.ceil(len(keys) / columns))
@@ -208,9 +211,10 @@ def cells_figure(cells, x: str, panels: list[str], hue: str | None = None, order
                     ax.errorbar(position, cell["mean"], yerr=[[cell["mean"] - cell["low"]], [cell["high"] - cell["mean"]]],
                                 color=colour, capsize=2, lw=1.2, zorder=2)
                 ax.plot(position, cell["mean"], "o", ms=6, color=colour, mfc="white" if single else colour, zorder=3)
-                if paper and cell.get("paper") == cell.get("paper"):       # not NaN: the paper reports it
+                reported = cell["paper"] if paper and "paper" in cell else float("nan")
+                if reported == reported:                                  # not NaN: the paper reports it
                     twin = twin or ax.twinx()
-                    twin.plot(position + 0.18, cell["paper"], "x", ms=6, mew=1.5, color="black", zorder=3)
+                    twin.plot(position + 0.18, reported, "x", ms=6, mew=1.5, color=colour, zorder=3)
                     any_paper = True
         ax.set_xticks(range(len(here)), [textwrap.fill(str(o), 10) for o in here])     # long names on two lines
         ax.set_xlim(-0.6, len(here) - 0.4)
@@ -225,11 +229,13 @@ def cells_figure(cells, x: str, panels: list[str], hue: str | None = None, order
         ax.set_visible(False)
     handles = [Line2D([], [], marker="o", ls="none", color=c, label=str(level)) for level, c in zip(levels, palette)
                if level is not None]
-    handles.append(Line2D([], [], marker="o", ls="none", color="grey", label="95 % interval: blocks + test sampling"))
+    if (shown["blocks"] >= 2).any():
+        handles.append(Line2D([], [], marker="o", ls="none", color="grey", label="95 % interval: blocks + test sampling"))
     if any_single:
         handles.append(Line2D([], [], marker="o", ls="none", color="grey", mfc="white", label="one block: no interval"))
     if any_paper:
-        handles.append(Line2D([], [], marker="x", ls="none", color="black", mew=1.5, label="paper (right axis)"))
+        handles.append(Line2D([], [], marker="x", ls="none", color="grey", mew=1.5,
+                              label="the paper's number (right axis)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize=8, frameon=False)
     return fig
 
@@ -247,10 +253,10 @@ def display_name(name: str, images: bool = False) -> str:
     return MODEL_NAMES.get(name) or TASK_NAMES.get(name) or SOURCE_NAMES.get(name) or name
 
 
-def similarity_plane(similarity, near: float = 0.01):
+def similarity_plane(similarity, near: float = 1.0):
     """The paper's Fig. 2 plane, measured: one panel per downstream task, each pretraining set
-    at its (visual, textual) similarity to it. Sets closer than ``near`` (a share of the axis
-    range) on both axes would hide one another; the panel says which coincide."""
+    at its (visual, textual) similarity to it. Sets closer than ``near`` marker widths would
+    hide one another; the panel says which coincide."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -260,15 +266,20 @@ def similarity_plane(similarity, near: float = 0.01):
     colours = dict(zip(sources, sns.color_palette("colorblind", len(sources))))
     fig, axes = plt.subplots(1, len(targets), figsize=(2.9 * len(targets) + 0.4, 3.4), squeeze=False,
                              layout="constrained", sharex=True, sharey=True)
-    span = [np.ptp(similarity[a].to_numpy(float)) or 1.0 for a in ("visual", "textual")]
+    size = 60                                          # points², each set's marker
     for ax, target in zip(axes[0], targets):
         panel = similarity[similarity["target"] == target].reset_index(drop=True)
         for _, row in panel.iterrows():
-            ax.scatter(row["visual"], row["textual"], s=60, marker=markers[row["source"]], color=colours[row["source"]],
+            ax.scatter(row["visual"], row["textual"], s=size, marker=markers[row["source"]], color=colours[row["source"]],
                        edgecolors="black", linewidths=0.5, zorder=3)
-        together = [(display_name(a["source"]), display_name(b["source"])) for i, a in panel.iterrows()
-                    for _, b in panel.iloc[i + 1:].iterrows()
-                    if abs(a["visual"] - b["visual"]) < near * span[0] and abs(a["textual"] - b["textual"]) < near * span[1]]
+    fig.canvas.draw()                                  # the axes' final limits: where the markers land
+    marker_px = np.sqrt(size) * fig.dpi / 72
+    for ax, target in zip(axes[0], targets):
+        panel = similarity[similarity["target"] == target].reset_index(drop=True)
+        at = ax.transData.transform(panel[["visual", "textual"]].to_numpy(float))
+        together = [(display_name(panel["source"][i]), display_name(panel["source"][j]))
+                    for i in range(len(panel)) for j in range(i + 1, len(panel))
+                    if np.hypot(*(at[i] - at[j])) < near * marker_px]
         if together:
             ax.text(0.03, 0.97, "\n".join(f"{a} and {b} coincide" for a, b in together), transform=ax.transAxes,
                     va="top", fontsize=7)
@@ -295,6 +306,7 @@ def lines_figure(cells, x: str, line: list[str], panels: list[str], xlabel: str,
     from matplotlib.lines import Line2D
 
     shown = named(cells)
+    _one_cell_each(shown, panels + line + [x])
     keys = list(dict.fromkeys(map(tuple, shown[panels].to_numpy().tolist())))
     series = list(dict.fromkeys(map(tuple, shown[line].to_numpy().tolist())))
     colours = dict(zip(series, sns.color_palette("colorblind", len(series))))
@@ -329,6 +341,16 @@ def lines_figure(cells, x: str, line: list[str], panels: list[str], xlabel: str,
     handles = [Line2D([], [], ls=styles[s], marker="o", color=colours[s], label=", ".join(map(str, s))) for s in series]
     if any_single:
         handles.append(Line2D([], [], marker="o", ls="none", color="grey", mfc="white", label="one block: no interval"))
-    handles.append(Line2D([], [], marker="|", ls="none", color="grey", label="95 % interval: blocks + test sampling"))
+    if (shown["blocks"] >= 2).any():
+        handles.append(Line2D([], [], marker="|", ls="none", color="grey", label="95 % interval: blocks + test sampling"))
     fig.legend(handles=handles, loc="outside right center", fontsize=7, frameon=False)
     return fig
+
+
+def _one_cell_each(shown, columns: list[str]) -> None:
+    """A figure's positions (its panel, x and series) must name one cell each: two cells drawn at
+    one place would hide one behind the other."""
+    doubled = shown[shown.duplicated(columns, keep=False)]
+    if len(doubled):
+        raise ValueError(f"cells drawn at one place ({columns}): {doubled[columns].drop_duplicates().to_dict('records')}; "
+                         "a design column is missing from the figure's panels, x or series")

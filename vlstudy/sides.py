@@ -22,6 +22,11 @@ SOURCE_NAMES = {"none": "none", "random": "random", "coco": "COCO", "vqa_p": "VQ
                 # Flickr-like (SNLI-VE's) images captioned by the COCO captioner
                 "ccg_subset_captioner": "CCG (captioner on a COCO subset)", "flickr_g": "Flickr-G"}
 TASK_NAMES = {"vqa_d": "VQA-D", "vizwiz": "VizWiz", "snli_ve": "SNLI-VE", "mmimdb": "MM-IMDB"}
+# what a comparison measures, beside the task's test score: pretraining losses, weight drift,
+# the continuous score
+METRIC_NAMES = {"mlm_loss": "MLM loss", "region_loss": "region loss", "l1": "L1 distance",
+                "angular": "angular distance", "test_log_likelihood": "log-likelihood",
+                "test_macro_f1": "macro-F1"}
 
 
 def source_name(source: str) -> str:

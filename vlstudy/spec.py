@@ -116,6 +116,9 @@ class RunSpec:
         if self.average_last * self.eval_every > self.steps:
             raise ValueError(f"average_last {self.average_last} checkpoints every {self.eval_every} updates "
                              f"need more than the run's {self.steps} updates")
+        if self.average_last and self.steps % self.eval_every:
+            raise ValueError(f"average_last needs checkpoints evenly spaced: {self.steps} updates are not a "
+                             f"multiple of eval_every {self.eval_every} (the Trainer also saves at the last update)")
         if not 0 < self.base_lr_scale <= 1:
             raise ValueError(f"base_lr_scale must be in (0, 1], got {self.base_lr_scale!r}")
 

@@ -19,6 +19,7 @@ from .metrics import multilabel_f1, vizwiz_accuracy, vqa_accuracy
 PRETRAINING = "pretraining"          # the kind of a pretraining set's dataset.json: no task
 TARGET_KINDS = ("soft", "class", "multi_hot")
 MULTILABEL_THRESHOLD = 0.5           # multi-hot tasks: a label is predicted when its sigmoid exceeds this
+LIKELIHOOD_CHUNK = 8192              # examples per chunk of the continuous score (memory)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Task:
         score of the argmax answer; one class: 1.0 when right), or ``tp``, ``fp``, ``fn`` (N,)
         counts (micro-F1 = 2 sum(tp) / (2 sum(tp) + sum(fp) + sum(fn))); and for every task
         ``log_likelihood`` (N,), the continuous score (:meth:`log_likelihood`)."""
-        likelihood = self.log_likelihood(logits, targets)
+        likelihood = self.log_likelihood(logits, targets)          # computed once per call
         if self.targets == "soft":
             predicted = logits.argmax(1)                                   # (N,)
             soft = targets[np.arange(len(targets)), predicted]             # (N,) float32
@@ -97,35 +98,45 @@ class Task:
 
         Accuracy of an argmax answer is a step function of the model; this moves smoothly
         with what it knows (DataDecide, Magnusson et al. 2025; "Signal and Noise", Heineman et
-        al. 2025). VQA-like: the log-probability the model's answer distribution (the softmax
-        over the answer logits) gives the gold answers, weighted by their soft scores: minus
-        the soft cross-entropy; an example none of whose answers is in the vocabulary scores 0
-        for every model. One class: the gold label's log-probability. Multi-hot: the mean
-        binary log-likelihood of the labels."""
-        z = np.asarray(logits, np.float64)
+        al. 2025). VQA-like: the log-probability the softmax over the answer logits gives the
+        gold answers, weighted by their soft scores (minus the soft cross-entropy); an example
+        none of whose answers is in the vocabulary scores 0 for every model. The heads are
+        trained with a sigmoid per answer (MMF's BCE), so this scores a distribution they were
+        not trained to give: a ranking of how much weight the gold answers get, not a
+        calibrated probability. One class: the gold label's log-probability. Multi-hot: the
+        mean binary log-likelihood of the labels. Computed in row chunks of float32 (a VQA 2.0
+        split's logits are GBs; one float64 copy of them would double that)."""
+        n = len(logits)
+        out = np.empty(n, np.float64)
+        for start in range(0, n, LIKELIHOOD_CHUNK):
+            rows = slice(start, min(start + LIKELIHOOD_CHUNK, n))
+            out[rows] = self._log_likelihood(np.asarray(logits[rows], np.float32), np.asarray(targets[rows]))
+        return out
+
+    def _log_likelihood(self, z: np.ndarray, targets: np.ndarray) -> np.ndarray:
         if self.targets == "multi_hot":
-            y = np.asarray(targets, np.float64)                            # (N, L) 0/1
+            y = targets.astype(np.float32)                                 # (n, L) 0/1
             # log σ(z) = −softplus(−z), log(1 − σ(z)) = −softplus(z), computed stably
-            return -(y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)).mean(1)
+            return -(y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)).mean(1, dtype=np.float64)
         log_p = z - z.max(1, keepdims=True)
-        log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))               # (N, classes) log-softmax
+        log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))               # (n, classes) log-softmax
         if self.targets == "class":
-            return log_p[np.arange(len(z)), np.asarray(targets, np.int64)]
-        soft = np.asarray(targets, np.float64)                             # (N, answers)
-        weight = soft.sum(1)
-        gold = (soft * log_p).sum(1)
+            return log_p[np.arange(len(z)), targets.astype(np.int64)].astype(np.float64)
+        soft = targets.astype(np.float32)                                  # (n, answers)
+        weight = soft.sum(1, dtype=np.float64)
+        gold = (soft * log_p).sum(1, dtype=np.float64)
         return np.divide(gold, weight, out=np.zeros(len(z)), where=weight > 0)
 
     def score(self, logits: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         """Validation/test metric, in percent. VQA-like: the soft score of the argmax answer
         (MMF's vqa_accuracy); multi-hot: micro-F1 as ``score``, with ``macro_f1``. Beside it
         ``log_likelihood``, the mean continuous score in nats."""
-        likelihood = float(self.log_likelihood(logits, targets).mean())
         if self.targets == "multi_hot":
             f1 = multilabel_f1(targets, _sigmoid(logits), threshold=MULTILABEL_THRESHOLD)
-            return {"score": 100 * f1["micro_f1"], "macro_f1": 100 * f1["macro_f1"], "log_likelihood": likelihood}
-        return {"score": 100 * float(self.example_scores(logits, targets)["score"].mean()),
-                "log_likelihood": likelihood}
+            return {"score": 100 * f1["micro_f1"], "macro_f1": 100 * f1["macro_f1"],
+                    "log_likelihood": float(self.log_likelihood(logits, targets).mean())}
+        terms = self.example_scores(logits, targets)
+        return {"score": 100 * float(terms["score"].mean()), "log_likelihood": float(terms["log_likelihood"].mean())}
 
     def prediction_rows(self, logits: np.ndarray, targets: np.ndarray, ids: list[str],
                         names: list[str]) -> list[dict]:

@@ -30,7 +30,7 @@ from scipy import stats as sps
 from . import stats
 from .paper import claims as paper_claims
 from .paper import table as paper_table
-from .sides import MODEL_NAMES, SOURCE_NAMES, TASK_NAMES, Side, source_name
+from .sides import METRIC_NAMES, MODEL_NAMES, SOURCE_NAMES, TASK_NAMES, Side, source_name
 
 # our (task, metric) → the paper tables' column
 PAPER_COLUMNS = {("vqa_d", "test_score"): "vqa_d_acc", ("vizwiz", "test_score"): "vizwiz_acc",
@@ -121,7 +121,7 @@ class Comparison:
         left = f"{MODEL_NAMES[self.arch]} {self.a.name()}"
         right = f"{MODEL_NAMES[self.arch_b or self.arch]} {self.b.name()}"
         sign = {"greater": ">", "equal": "≈", "not_greater": "≯"}[self.kind]
-        metric = "" if self.metric == "test_score" else f" ({self.metric})"
+        metric = "" if self.metric == "test_score" else f" ({METRIC_NAMES.get(self.metric, self.metric)})"
         return f"{TASK_NAMES.get(self.task, self.task)}{metric}: {left} {sign} {right}"
 
 
@@ -193,7 +193,7 @@ def compare(results: pd.DataFrame, c: Comparison, examples=None, margin: float |
         raise ValueError(f"{c.label()}: unknown comparison kind {c.kind!r}")
     if c.kind != "greater" and margin is None:
         raise ValueError(f"{c.label()}: an {c.kind!r} comparison needs a margin")
-    unit = {"test_score": "points", CONTINUOUS: "nats"}.get(c.metric, c.metric)
+    unit = {"test_score": "points", CONTINUOUS: "nats"}.get(c.metric, METRIC_NAMES.get(c.metric, c.metric))
     row = {"comparison": c.label(), **_sides(a, b), "unit": unit,
            "_arms": (a, b), "_kind": c.kind, "_margin": margin,
            "blocks": min(len(a.block_ids), len(b.block_ids))}
