@@ -163,19 +163,21 @@ def gains(table: pd.DataFrame) -> pd.DataFrame:
 METRICS = {"val_score": ("_val_examples", "points"), "val_log_likelihood": ("_val_log_likelihood_examples", "nats")}
 
 
-def stability(table: pd.DataFrame, pretrained: str = "coco", metric: str = "val_score") -> pd.DataFrame:
+def stability(table: pd.DataFrame, pretrained: str = "coco", metric: str = "val_score",
+              reference: str = NO_PRETRAINING) -> pd.DataFrame:
     """How much a lever's whole-model runs scatter, per (lever, world, arch, task, frozen):
     ``finetuning-seed sd``, the sd of one run's score between finetuning seeds of a block (pooled
     over both cells, within blocks); the sd of the paired block differences (``pretrained`` −
     direct training) with *one* finetune per block, the study's design, estimated as
     √(s²(d̄₂) + σ²_f) from the blocks' 2-seed mean differences d̄₂ (whose variance holds the
     finetuning variance once; one finetune per arm holds it twice); the same for the 2-seed
-    means; the gain over direct training with its 95 % interval; and the median wall seconds
-    of one finetuning run and of one pretraining run. Needs 2 finetuning seeds per block."""
+    means; the gain over direct training (or over ``reference``, another set) with its 95 %
+    interval; and the median wall seconds of one finetuning run and of one pretraining run.
+    Needs 2 finetuning seeds per block."""
     examples_column, unit = METRICS[metric]
     rows = []
     for key, cell in table.groupby(["lever", "world_seed", "arch", "task", "frozen"], sort=False):
-        arms = {p: g for p, g in cell.groupby("pretrained_on") if p in (NO_PRETRAINING, pretrained)}
+        arms = {p: g for p, g in cell.groupby("pretrained_on") if p in (reference, pretrained)}
         if len(arms) < 2 or cell["finetune_seed"].nunique() < 2:
             continue
         per_block = {p: g.groupby("block")[metric] for p, g in arms.items()}
@@ -183,14 +185,15 @@ def stability(table: pd.DataFrame, pretrained: str = "coco", metric: str = "val_
         within_df = sum(int((per_block[p].size() - 1).sum()) for p in arms)
         finetuning_var = within_ss / within_df
         means = {p: per_block[p].mean() for p in arms}
-        shared = means[pretrained].index.intersection(means[NO_PRETRAINING].index)
-        d2 = (means[pretrained][shared] - means[NO_PRETRAINING][shared]).to_numpy(float)
+        shared = means[pretrained].index.intersection(means[reference].index)
+        d2 = (means[pretrained][shared] - means[reference][shared]).to_numpy(float)
         paired = [stats.Arm(g["block"].to_numpy(), g[metric].to_numpy(float),
                             None if g[examples_column].isna().any() else list(g[examples_column]))
-                  for g in (arms[pretrained], arms[NO_PRETRAINING])]
+                  for g in (arms[pretrained], arms[reference])]
         iv = stats.t_interval(*paired)
         one_run = math.sqrt(float(np.var(d2, ddof=1)) + finetuning_var)
         rows.append({**dict(zip(["lever", "world_seed", "arch", "task", "frozen"], key)), "metric": metric,
+                     "pretrained_on": pretrained, "against": reference,
                      "unit": unit, "blocks": len(shared), "finetuning-seed sd": math.sqrt(finetuning_var),
                      "sd of block differences (1 finetune)": one_run,
                      "sd of block differences (mean of 2)": float(np.std(d2, ddof=1)),
