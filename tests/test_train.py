@@ -505,3 +505,15 @@ def test_a_start_from_replaced_in_place_gives_a_new_run_id(tmp_path):
     first = mmf.id
     checkpoint.write_bytes(b"two")
     assert mmf.id != first
+
+
+def test_a_checkpoint_killed_while_saving_is_never_resumed_from(tmp_path):
+    """The Trainer writes trainer_state.json last: a folder without it is a save cut short
+    (a SIGKILL mid-save), so resuming takes the last complete one, by step."""
+    for step, complete in ((20, True), (100, True), (110, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"")
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-100"

@@ -133,8 +133,12 @@ def _keep_checkpoints(trainer_dir: Path, keep: int):
 
 
 def checkpoints(trainer_dir: Path) -> list[Path]:
-    """The Trainer's checkpoint folders, by step (not by name: 100 comes after 90)."""
-    return sorted(Path(trainer_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    """The Trainer's complete checkpoint folders, by step (not by name: 100 comes after 90).
+    Complete means it holds ``trainer_state.json``, which the Trainer writes last: a run killed
+    while saving leaves a folder without it, which is never resumed from, and which the Trainer
+    writes over when the resumed run reaches that step again."""
+    found = [p for p in Path(trainer_dir).glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
 def load_average(model: nn.Module, folders: list[Path]) -> None:
