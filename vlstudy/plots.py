@@ -253,12 +253,24 @@ def display_name(name: str, images: bool = False) -> str:
     return MODEL_NAMES.get(name) or TASK_NAMES.get(name) or SOURCE_NAMES.get(name) or name
 
 
+def coinciding(ax, points, names: list[str], size: float, near: float = 1.0) -> list[str]:
+    """"A and B coincide" for each pair of ``points`` (data coordinates, one row each) drawn
+    closer than ``near`` widths of a marker of ``size`` points² in ``ax``, as the figure is laid
+    out now: the note a figure needs where one marker would hide another (figure_check)."""
+    import numpy as np
+
+    ax.figure.canvas.draw()                            # the axes' final limits: where the markers land
+    at = ax.transData.transform(np.asarray(points, dtype=float))
+    marker_px = np.sqrt(size) * ax.figure.dpi / 72
+    return [f"{names[i]} and {names[j]} coincide" for i in range(len(at)) for j in range(i + 1, len(at))
+            if np.hypot(*(at[i] - at[j])) < near * marker_px]
+
+
 def similarity_plane(similarity, near: float = 1.0):
     """The paper's Fig. 2 plane, measured: one panel per downstream task, each pretraining set
     at its (visual, textual) similarity to it. Sets closer than ``near`` marker widths would
     hide one another; the panel says which coincide."""
     import matplotlib.pyplot as plt
-    import numpy as np
 
     targets = list(dict.fromkeys(similarity["target"]))
     sources = list(dict.fromkeys(similarity["source"]))
@@ -272,17 +284,11 @@ def similarity_plane(similarity, near: float = 1.0):
         for _, row in panel.iterrows():
             ax.scatter(row["visual"], row["textual"], s=size, marker=markers[row["source"]], color=colours[row["source"]],
                        edgecolors="black", linewidths=0.5, zorder=3)
-    fig.canvas.draw()                                  # the axes' final limits: where the markers land
-    marker_px = np.sqrt(size) * fig.dpi / 72
     for ax, target in zip(axes[0], targets):
         panel = similarity[similarity["target"] == target].reset_index(drop=True)
-        at = ax.transData.transform(panel[["visual", "textual"]].to_numpy(float))
-        together = [(display_name(panel["source"][i]), display_name(panel["source"][j]))
-                    for i in range(len(panel)) for j in range(i + 1, len(panel))
-                    if np.hypot(*(at[i] - at[j])) < near * marker_px]
+        together = coinciding(ax, panel[["visual", "textual"]], [display_name(s) for s in panel["source"]], size, near)
         if together:
-            ax.text(0.03, 0.97, "\n".join(f"{a} and {b} coincide" for a, b in together), transform=ax.transAxes,
-                    va="top", fontsize=7)
+            ax.text(0.03, 0.97, "\n".join(together), transform=ax.transAxes, va="top", fontsize=7)
         ax.set_title(display_name(target), fontsize=9)
         ax.set_xlabel("visual similarity", fontsize=8)
         ax.tick_params(labelsize=7)
