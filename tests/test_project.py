@@ -10,6 +10,7 @@ import yaml
 
 from vlstudy import profiles, runner
 from vlstudy.paper import claims, table
+from vlstudy.world.build import CONFIRMATION_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,10 +111,13 @@ def test_paper_data():
         table("table9")
 
 
-def test_run_record_written(tmp_path, capfd, monkeypatch):
+def test_run_record_written(tmp_path, capfd, monkeypatch, request):
+    import shutil
     import tempfile
-    sockets = tmp_path / "sockets"
-    sockets.mkdir()
+    # short, as the temp folder a kernel's socket paths (at most ~104 bytes) are made under:
+    # under pytest-xdist, tmp_path is long enough that _socket_folder falls back to /tmp
+    sockets = Path(tempfile.mkdtemp(prefix="vlstudy-test-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(sockets, ignore_errors=True))
     monkeypatch.setattr(tempfile, "tempdir", str(sockets))
     recs = runner.run_study("smoke", only=["world_tour"], out_root=tmp_path, log=lambda *a, **k: None)
     assert recs[0]["status"] == "ok"
@@ -198,7 +202,7 @@ def test_a_notebook_run_top_to_bottom_gets_the_small_profiles_parameters():
         assert _run_parameters_cell(path, name, injected=planned) == planned, name
     path = runner.notebook_paths()["domain_match"]
     mine = _run_parameters_cell(path, "domain_match", injected={"archs": ["vilbert"], "blocks": 3})
-    assert mine["archs"] == ["vilbert"] and mine["blocks"] == 3 and mine["world_seed"] == 3
+    assert mine["archs"] == ["vilbert"] and mine["blocks"] == 3 and mine["world_seed"] == CONFIRMATION_SEED
     smoke = _run_parameters_cell(path, "domain_match", injected={"profile": "smoke"})
     assert smoke == runner.notebook_parameters("smoke", "domain_match", path)
     assert smoke["model"] == "tiny" and smoke["batch_size"] == 16           # from smoke's common:
