@@ -255,11 +255,11 @@ def display_name(name: str, images: bool = False) -> str:
 
 def coinciding(ax, points, names: list[str], size: float, near: float = 1.0) -> list[str]:
     """"A and B coincide" for each pair of ``points`` (data coordinates, one row each) drawn
-    closer than ``near`` widths of a marker of ``size`` points² in ``ax``, as the figure is laid
-    out now: the note a figure needs where one marker would hide another (figure_check)."""
+    closer than ``near`` widths of a marker of ``size`` points² in ``ax``: the note a figure needs
+    where one marker would hide another (figure_check). Call it after ``fig.canvas.draw()`` on the
+    final layout: the axes' limits then say where the markers land."""
     import numpy as np
 
-    ax.figure.canvas.draw()                            # the axes' final limits: where the markers land
     at = ax.transData.transform(np.asarray(points, dtype=float))
     marker_px = np.sqrt(size) * ax.figure.dpi / 72
     return [f"{names[i]} and {names[j]} coincide" for i in range(len(at)) for j in range(i + 1, len(at))
@@ -284,6 +284,7 @@ def similarity_plane(similarity, near: float = 1.0):
         for _, row in panel.iterrows():
             ax.scatter(row["visual"], row["textual"], s=size, marker=markers[row["source"]], color=colours[row["source"]],
                        edgecolors="black", linewidths=0.5, zorder=3)
+    fig.canvas.draw()
     for ax, target in zip(axes[0], targets):
         panel = similarity[similarity["target"] == target].reset_index(drop=True)
         together = coinciding(ax, panel[["visual", "textual"]], [display_name(s) for s in panel["source"]], size, near)
