@@ -257,6 +257,40 @@ def test_averaged_checkpoints_and_a_slower_base(chain):
         specs["pre"].replace(average_last=1)
 
 
+def test_a_whole_model_run_starts_its_head_from_a_frozen_base_probe(chain):
+    """``head_from`` (LP-FT): the whole model trains from the frozen-base run's head, not a
+    random one, on the same base; a probe of another task or base is refused, loudly."""
+    from vlstudy.train import build_model
+    from vlstudy.world import open_world
+    reg, specs, _, _ = chain
+    spec = specs["ft"].replace(head_from=specs["frozen"].id)
+    assert spec.needs == (specs["pre"].id, specs["frozen"].id) and spec.id != specs["ft"].id
+    probe_head = {k: v for k, v in load_file(str(reg.folder(specs["frozen"]) / "model.safetensors")).items()
+                  if k.startswith("classifier.")}
+    model = build_model(spec, open_world("smoke"), reg.folder(specs["pre"]), reg.folder(specs["frozen"]))
+    ours = model.classifier.state_dict()
+    assert probe_head and all(torch.equal(ours[k[len("classifier."):]], v) for k, v in probe_head.items())
+    fresh = build_model(specs["ft"], open_world("smoke"), reg.folder(specs["pre"]))
+    assert not torch.equal(fresh.classifier.state_dict()["2.weight"], ours["2.weight"])
+    metrics = reg.run(spec)
+    assert metrics["test_score"] >= 0 and (reg.folder(spec) / "model.safetensors").exists()
+    with pytest.raises(ValueError, match="not a frozen-base run of the same task"):
+        build_model(specs["ft"].replace(head_from=specs["ft"].id), open_world("smoke"), reg.folder(specs["pre"]),
+                    reg.folder(specs["ft"]))
+    with pytest.raises(ValueError, match="head_from"):
+        specs["frozen"].replace(head_from=specs["frozen"].id)
+
+
+def test_the_recipe_starts_whole_model_heads_from_the_probe_of_the_same_seed():
+    from vlstudy.study import Recipe, Study
+    study = Study(Recipe(world="smoke", model="tiny", blocks=2, finetune_head_from_probe=True))
+    whole = study.finetuning("visual_bert", "vqa_d", "coco", block=1, replicate=1)
+    probe = study.finetuning("visual_bert", "vqa_d", "coco", block=1, replicate=1, frozen=True)
+    assert whole.head_from == probe.id and probe.head_from is None and whole.seed == probe.seed
+    assert study.finetuning("visual_bert", "vqa_d", "none").head_from is not None
+    assert Study(Recipe(world="smoke", model="tiny")).finetuning("visual_bert", "vqa_d", "coco").head_from is None
+
+
 def test_vqa_runs_write_the_official_results_file_and_its_official_score(chain, tmp_path):
     """A VQA-like run's test predictions as the official results JSON; scored by the official
     evaluator (``vlstudy eval vqa`` on questions and annotations files of the split's records)

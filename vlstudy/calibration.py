@@ -64,6 +64,14 @@ LEVERS: dict[str, Lever] = {
                                                             "finetune_average_last": 3}),
     "base_lr_0.3": Lever("the gradients of a freshly initialised head may overwrite the pretrained base: the "
                          "base at 0.3 of the rate, the head at the rate", {"finetune_base_lr_scale": 0.3}),
+    # Round 2 (stop 33): LP-FT, the head first trained on the frozen base
+    "probe_head": Lever("a freshly initialised head's first gradients distort the pretrained features, and what "
+                        "survives depends on the seed (Kumar et al. 2022): the head starts from the frozen-base "
+                        "run's (a linear probe), then the whole model finetunes as the baseline does",
+                        {"finetune_head_from_probe": True}),
+    "probe_head_lr_low": Lever("LP-FT's own setting: from the probe's head, the whole model at 3e-4 (the head "
+                               "needs no high rate to catch up, and a lower one moves the base less), same updates",
+                               {"finetune_head_from_probe": True, "finetune_lr": 3e-4}),
     "pretrain_2500": Lever("pretraining stopped at 1,000 updates ends near where grounding emerges, so blocks "
                            "differ in how far each got: 2,500 updates", {"pretrain_steps": 2500}),
 }
@@ -106,6 +114,9 @@ def measure(base: Recipe, lever: str, archs, pretrained_on, tasks, frozen=(False
     specs = []
     for a, p, t, f, b, j in keys:
         spec = study.finetuning(a, t, p, b, j, frozen=f)
+        if fraction != 1 and spec.head_from is not None:
+            raise ValueError(f"lever {lever!r}: a share of the training split and a probe's head together are "
+                             "not measured (the probe would have seen the whole split)")
         specs.append(spec if fraction == 1 else spec.replace(train_fraction=fraction))
     try:
         finished = study.run_many(specs)
@@ -119,6 +130,9 @@ def measure(base: Recipe, lever: str, archs, pretrained_on, tasks, frozen=(False
                      "frozen": f, "block": b, "finetune_seed": j, "run": spec.id, "val_score": m["val_score"],
                      "val_log_likelihood": m.get("val_log_likelihood"), "seconds": m.get("wall_seconds"),
                      "pretrain_seconds": parent.get("wall_seconds") if parent else None,
+                     # the frozen-base run whose head it starts from (LP-FT), a cost of the run
+                     "probe_seconds": (study.registry.metrics(spec.head_from)["wall_seconds"]
+                                       if spec.head_from else 0.0),
                      "_val_examples": val["score"].to_numpy(float) * 100 if "score" in val else None,
                      "_val_log_likelihood_examples": (val["log_likelihood"].to_numpy(float)
                                                       if "log_likelihood" in val else None)})
@@ -199,36 +213,44 @@ def stability(table: pd.DataFrame, pretrained: str = "coco", metric: str = "val_
                      "sd of block differences (mean of 2)": float(np.std(d2, ddof=1)),
                      "gain": iv.difference, "low": iv.low, "high": iv.high, "gain / sd (1 finetune)": iv.difference / one_run,
                      "finetune s": float(cell["seconds"].median()),
+                     "probe s": float(cell["probe_seconds"].median()) if "probe_seconds" in cell else 0.0,
                      "pretrain s": float(arms[pretrained]["pretrain_seconds"].median())})
     return pd.DataFrame(rows)
 
 
-def adoption(table: pd.DataFrame, baseline: str = "baseline", guard: float = 0.8) -> pd.DataFrame:
-    """The adoption rule of docs/evidence.md (written before any lever was measured), on
-    ``stability(..., metric="val_score")`` rows of whole-model finetuning: per lever, S = the
-    root mean square over (world, task) of the sd of block differences with one finetune per
-    block; c = the cost of one block of the primary family (2 pretraining runs, 3 finetuning
-    runs on each task) relative to the baseline's; and S²·c, the budget a comparison needs for
-    a given power (blocks ∝ S², each costing c). The lever with the lowest S²·c is adopted if it
-    is below ``guard`` × the baseline's; else the baseline stays. The gains play no part."""
+def adoption(table: pd.DataFrame, baseline: str = "baseline", guard: float = 0.5,
+             finetunes: tuple = (1, 2, 3)) -> pd.DataFrame:
+    """The adoption rule of docs/evidence.md (round 2, written before its candidates ran), on
+    ``stability(..., metric="val_score")`` rows of whole-model finetuning. Per lever, cell and
+    k finetunes per arm and block: S_k² = τ̂² + 2σ̂²_f / k, with σ̂²_f the finetuning-seed variance
+    and τ̂² = max(0, s²(d̄₂) − σ̂²_f) the block term; c_k = the cost of one block of the primary
+    family (2 pretraining runs, on each task 3k finetuning runs with their probes) relative to
+    the baseline's at k = 1. The (lever, k) with the lowest mean S_k² · c_k over the cells is
+    adopted if below ``guard`` × the baseline's at k = 1; else the baseline at k = 1 stays. A
+    comparison's blocks for a given power grow with S², each costing c: S²·c is its budget.
+    The gains play no part."""
     whole = table[~table["frozen"].astype(bool) & (table["metric"] == "val_score")]
     rows = []
     for lever, cell in whole.groupby("lever", sort=False):
-        tasks_seen = cell.groupby("task")
-        block_cost = 2 * cell["pretrain s"].median() + 3 * tasks_seen["finetune s"].median().sum()
-        rows.append({"lever": lever, "cells": len(cell),
-                     "S": math.sqrt(float((cell["sd of block differences (1 finetune)"] ** 2).mean())),
-                     "finetuning-seed sd (rms)": math.sqrt(float((cell["finetuning-seed sd"] ** 2).mean())),
-                     "block cost s": block_cost})
+        finetuning_var = cell["finetuning-seed sd"].to_numpy(float) ** 2
+        block_var = np.clip(cell["sd of block differences (mean of 2)"].to_numpy(float) ** 2 - finetuning_var, 0, None)
+        per_task = cell.groupby("task")
+        run_s = (per_task["finetune s"].median() + per_task["probe s"].median()).sum()
+        for k in finetunes:
+            rows.append({"lever": lever, "finetunes per block": k, "cells": len(cell),
+                         "S": math.sqrt(float(np.mean(block_var + 2 * finetuning_var / k))),
+                         "finetuning-seed sd (rms)": math.sqrt(float(finetuning_var.mean())),
+                         "block term (rms)": math.sqrt(float(block_var.mean())),
+                         "block cost s": 2 * cell["pretrain s"].median() + 3 * k * run_s})
     out = pd.DataFrame(rows)
     if baseline not in set(out["lever"]):
         raise ValueError(f"adoption needs the {baseline!r} lever measured beside the others")
-    base = out.set_index("lever").loc[baseline]
+    base = out[(out["lever"] == baseline) & (out["finetunes per block"] == 1)].iloc[0]
     out["cost"] = out["block cost s"] / base["block cost s"]
     out["S² · cost"] = out["S"] ** 2 * out["cost"]
     best = out.loc[out["S² · cost"].idxmin()]
-    chosen = best["lever"] if best["S² · cost"] < guard * base["S"] ** 2 else baseline
-    out["adopted"] = out["lever"] == chosen
+    chosen = best.name if best["S² · cost"] < guard * base["S"] ** 2 else base.name
+    out["adopted"] = out.index == chosen
     return out
 
 

@@ -127,7 +127,8 @@ class Registry:
         started = time.time()
         metrics = train_run(spec, folder, spec.data(),
                             self.folder(spec.parent) if spec.parent else None, progress,
-                            generated_folder(self.folder(spec.text_from)) if spec.text_from else None)
+                            generated_folder(self.folder(spec.text_from)) if spec.text_from else None,
+                            self.folder(spec.head_from) if spec.head_from else None)
         metrics["wall_seconds"] = round(time.time() - started, 1)
         return metrics
 

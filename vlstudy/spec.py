@@ -27,7 +27,8 @@ INITS = ("bert", "random", "pretrained", "mmf")   # mmf: a released MMF checkpoi
 PRECISIONS = ("fp32", "bf16", "fp16")
 # Spec fields added after TRAINING_VERSION 5: in the id only when set away from these defaults,
 # which compute what the runs before them computed
-ADDED_SINCE_VERSION = {"precision": "fp32", "answer_vocab": None, "average_last": 0, "base_lr_scale": 1.0}
+ADDED_SINCE_VERSION = {"precision": "fp32", "answer_vocab": None, "average_last": 0, "base_lr_scale": 1.0,
+                       "head_from": None}
 NOT_IN_ID = ("loader_workers",)     # how a run is fed, not what it computes
 SPEC_FILE = "spec.json"
 
@@ -83,6 +84,9 @@ class RunSpec:
     average_last: int = 0
     # Finetuning only: the base's rate as a share of ``lr`` (the freshly initialised head keeps lr)
     base_lr_scale: float = 1.0
+    # Whole-model finetuning only: the frozen-base run (same task, same start) whose trained head
+    # this run's head starts from instead of its random init (LP-FT, Kumar et al. 2022)
+    head_from: str | None = None
 
     def __post_init__(self):
         stage = stages.get(self.stage)               # an unknown stage is an error
@@ -121,11 +125,15 @@ class RunSpec:
                              f"multiple of eval_every {self.eval_every} (the Trainer also saves at the last update)")
         if not 0 < self.base_lr_scale <= 1:
             raise ValueError(f"base_lr_scale must be in (0, 1], got {self.base_lr_scale!r}")
+        if self.head_from is not None and (self.stage != "finetune" or self.frozen_base):
+            raise ValueError("head_from (a frozen-base run's head to start from) is for whole-model "
+                             f"finetuning runs, not a {'frozen-base ' if self.frozen_base else ''}{self.stage} run")
 
     @property
     def needs(self) -> tuple[str, ...]:
-        """Runs that must finish first: the one it starts from, the one its text comes from."""
-        return tuple(r for r in (self.parent, self.text_from) if r is not None)
+        """Runs that must finish first: the one it starts from, the one its text comes from, the
+        one its head starts from."""
+        return tuple(r for r in (self.parent, self.text_from, self.head_from) if r is not None)
 
     @property
     def id(self) -> str:

@@ -63,6 +63,9 @@ class Recipe:
     finetune_average_last: int = 0
     # Whole-model finetuning: the base's rate as a share of finetune_lr (the new head keeps it)
     finetune_base_lr_scale: float = 1.0
+    # Whole-model finetuning: the head starts from the frozen-base run of the same task, start and
+    # finetuning seed (a linear probe, the study's frozen cell) instead of its random init (LP-FT)
+    finetune_head_from_probe: bool = False
     warmup_fraction: float = 0.1
     evals_per_run: int = 5
     max_text_len: int = 32
@@ -234,6 +237,9 @@ class Study:
         schedule = r.schedule(self.finetune_steps(task))
         record = self._task(task)            # None: not a task (the spec check says so)
         whole = {} if frozen else dict(average_last=r.finetune_average_last, base_lr_scale=r.finetune_base_lr_scale)
+        if not frozen and r.finetune_head_from_probe:
+            whole["head_from"] = self.finetuning(arch, task, pretrained_on, block, replicate, frozen=True,
+                                                 pretraining=pretraining).id
         return self._spec(stage="finetune", arch=arch, dataset=task, **start, seed=finetune_seed(block, replicate),
                           frozen_base=frozen, lr=r.frozen_lr if frozen else r.finetune_lr, beta2=0.999, **whole,
                           answer_vocab=r.answer_vocab, batch_size=r.finetune_batch_size,

@@ -114,6 +114,22 @@ def base_state(path: Path) -> dict[str, torch.Tensor]:
     return {k[len("base."):]: v for k, v in load_file(str(path)).items() if k.startswith("base.")}
 
 
+def load_head_weights(model: nn.Module, path: Path) -> None:
+    """The task head (``classifier.*``) of a finished finetuning run's weights into ``model``'s
+    head: every key of the head, with its shape, or an error naming the first that differs."""
+    from safetensors.torch import load_file
+    state = {k[len("classifier."):]: v for k, v in load_file(str(path)).items() if k.startswith("classifier.")}
+    ours = model.classifier.state_dict()
+    if set(state) != set(ours):
+        raise ValueError(f"head at {path} does not fit the model: missing {sorted(set(ours) - set(state))[:3]}, "
+                         f"unexpected {sorted(set(state) - set(ours))[:3]}")
+    wrong = [k for k in ours if ours[k].shape != state[k].shape]
+    if wrong:
+        raise ValueError(f"head at {path} does not fit the model: {wrong[0]} has shape "
+                         f"{tuple(state[wrong[0]].shape)}, the model's {tuple(ours[wrong[0]].shape)}")
+    model.classifier.load_state_dict(state)
+
+
 def load_base_weights(model: nn.Module, path: Path) -> None:
     """The base (``base.*``) of a finished run's weights into ``model.base``; heads stay new."""
     missing, unexpected = model.base.load_state_dict(base_state(path), strict=False)
