@@ -151,3 +151,37 @@ def test_adoption_guard_rarely_adopts_a_lever_that_changes_nothing():
     rate = {g: k / n for g, k in adopted.items()}
     assert 0.03 <= rate[0.5] <= 0.12, rate
     assert rate[0.8] >= 2 * rate[0.5], rate
+
+
+@pytest.mark.calibration
+def test_a_second_look_at_a_near_miss_costs_little_false_adoption():
+    """Round 3's procedure (docs/evidence.md): adopt at round 2 (3 blocks) below 0.5 × the
+    baseline's S²·c; where round 2 fell in [0.5, 0.8), measure blocks 3-5 and adopt if the pooled
+    6 blocks fall below 0.5. For a lever that changes nothing (round 1's baseline components,
+    equal costs) that adopts about 1.5 times as often as round 2 alone, well under the 0.8
+    guard's one look."""
+    import numpy as np
+    rng = np.random.default_rng(3)
+    tau, sigma = np.array([2.0, 1.6, 0.0, 1.2]), np.array([1.0, 1.44, 2.72, 2.47])
+
+    def draw():      # per cell: 6 blocks' 2-seed mean differences, 6 blocks' within-block variances
+        d2 = rng.normal(0, np.sqrt(tau ** 2 + sigma ** 2)[:, None], (4, 6))
+        within = sigma[:, None] ** 2 * rng.chisquare(2, (4, 6)) / 2     # 2 arms x 1 df a block
+        return d2, within
+
+    def rows(lever, d2, within, blocks):
+        return _stability_rows(lever, np.sqrt(within[:, :blocks].mean(axis=1)),
+                               np.std(d2[:, :blocks], axis=1, ddof=1))
+
+    def ratio(base, other, blocks):
+        got = calibration.adoption(pd.concat([rows("baseline", *base, blocks), rows("nothing", *other, blocks)],
+                                             ignore_index=True), finetunes=(1,)).set_index("lever")["S² · cost"]
+        return got["nothing"] / got["baseline"]
+    n, once, twice = 500, 0, 0
+    for _ in range(n):
+        base, other = draw(), draw()
+        first = ratio(base, other, 3)
+        once += first < 0.5
+        twice += first < 0.5 or (first < 0.8 and ratio(base, other, 6) < 0.5)
+    assert 0.02 <= once / n <= 0.13 and once <= twice <= 1.8 * once + 5, (once / n, twice / n)
+    print(f"false adoption: round 2 alone {once / n:.3f}, with the second look {twice / n:.3f}")
