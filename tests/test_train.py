@@ -274,6 +274,10 @@ def test_a_whole_model_run_starts_its_head_from_a_frozen_base_probe(chain):
     assert not torch.equal(fresh.classifier.state_dict()["2.weight"], ours["2.weight"])
     metrics = reg.run(spec)
     assert metrics["test_score"] >= 0 and (reg.folder(spec) / "model.safetensors").exists()
+    from vlstudy.distances import finetuning_drift          # rebuilds the start, probe's head and all
+    assert finetuning_drift(spec, reg)["l1"].gt(0).all()
+    with pytest.raises(ValueError, match="needs that run's folder"):
+        build_model(spec, open_world("smoke"), reg.folder(specs["pre"]))
     with pytest.raises(ValueError, match="not a frozen-base run of the same task"):
         build_model(specs["ft"].replace(head_from=specs["ft"].id), open_world("smoke"), reg.folder(specs["pre"]),
                     reg.folder(specs["ft"]))

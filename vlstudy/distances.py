@@ -63,8 +63,9 @@ def weight_distances(before: dict[str, torch.Tensor], after: dict[str, torch.Ten
 def finetuning_drift(spec, registry) -> pd.DataFrame:
     """Distances between the weights a finished finetuning run started from and those it kept.
 
-    The start is rebuilt exactly as training built it (same seed, same parent weights), so it
-    is the pretrained model, the "BERT" init or the random init, whichever the run used.
+    The start is rebuilt exactly as training built it (same seed, same parent weights, the
+    probe's head where it started from one), so it is the pretrained model, the "BERT" init or
+    the random init, whichever the run used.
     """
     from transformers import set_seed
 
@@ -73,5 +74,6 @@ def finetuning_drift(spec, registry) -> pd.DataFrame:
     if registry.metrics(spec) is None:
         raise ValueError(f"run {spec.id} has not finished: no weights to compare")
     set_seed(spec.seed)
-    start = build_model(spec, spec.data(), registry.folder(spec.parent) if spec.parent else None)
+    start = build_model(spec, spec.data(), registry.folder(spec.parent) if spec.parent else None,
+                        registry.folder(spec.head_from) if spec.head_from else None)
     return weight_distances(start.base.state_dict(), base_state(folder / "model.safetensors"))

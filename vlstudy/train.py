@@ -37,6 +37,9 @@ def build_model(spec: RunSpec, root: DataRoot, parent_dir: Path | None, head_dir
     elif spec.init == "pretrained":
         load_base_weights(model, parent_dir / "model.safetensors")
     if spec.head_from is not None:
+        if head_dir is None:
+            raise ValueError(f"run {spec.id} starts its head from run {spec.head_from}: build_model needs "
+                             "that run's folder (head_dir)")
         _check_probe(spec, RunSpec.read(head_dir))
         load_head_weights(model, head_dir / "model.safetensors")
     if spec.frozen_base:
