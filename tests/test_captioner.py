@@ -122,7 +122,7 @@ def test_pretraining_on_generated_text_waits_for_it_and_reads_it(ccg, smoke_worl
     # the registry hands training the generated text, and training reads it
     seen = {}
     monkeypatch.setattr(registry_module, "train_run",
-                        lambda spec, folder, root, parent, progress, text_dir: seen.update(text_dir=text_dir) or {})
+                        lambda spec, folder, root, parent, progress, text_dir, head_dir=None: seen.update(text_dir=text_dir) or {})
     study.registry.run(pre.replace(seed=7))
     folder = generated_folder(study.registry.folder(pre.text_from))
     assert seen["text_dir"] == folder

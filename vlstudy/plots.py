@@ -321,8 +321,10 @@ def lines_figure(cells, x: str, line: list[str], panels: list[str], xlabel: str,
     fig, axes = plt.subplots(1, len(keys), figsize=(panel_width * len(keys) + 1.8, panel_height + 0.4), squeeze=False,
                              layout="constrained")
     any_single = False
+    drawn = {}                                   # per panel: its markers' (x, mean) and their names
     for ax, key in zip(axes[0], keys):
         panel = shown[shown[panels].apply(tuple, axis=1) == key]
+        drawn[ax] = ([], [])
         for name in series:
             part = panel[panel[line].apply(tuple, axis=1) == name].sort_values(x)
             if part.empty:
@@ -336,6 +338,8 @@ def lines_figure(cells, x: str, line: list[str], panels: list[str], xlabel: str,
                     ax.errorbar(cell[x], cell["mean"], yerr=[[cell["mean"] - cell["low"]], [cell["high"] - cell["mean"]]],
                                 color=colour, capsize=2, lw=1)
                 ax.plot(cell[x], cell["mean"], "o", ms=5, color=colour, mfc="white" if single else colour, zorder=3)
+                drawn[ax][0].append((cell[x], cell["mean"]))
+                drawn[ax][1].append(", ".join(map(str, name)))
         if log_x:
             ax.set_xscale("log")
             ax.minorticks_off()
@@ -351,7 +355,35 @@ def lines_figure(cells, x: str, line: list[str], panels: list[str], xlabel: str,
     if (shown["blocks"] >= 2).any():
         handles.append(Line2D([], [], marker="|", ls="none", color="grey", label="95 % interval: blocks + test sampling"))
     fig.legend(handles=handles, loc="outside right center", fontsize=7, frameon=False)
+    fig.canvas.draw()                            # the final limits: where the markers land
+    for ax, (points, names) in drawn.items():
+        notes = _coinciding_groups(ax, points, names, size=25)
+        if notes:                                # one marker hides another: the panel says so
+            ax.set_title(ax.get_title() + "\n" + textwrap.fill("; ".join(notes), width=int(panel_width * 14)),
+                         fontsize=7)
     return fig
+
+
+def _coinciding_groups(ax, points, names: list[str], size: float) -> list[str]:
+    """"A, B and C coincide at x" for each group of markers (of the same x) drawn within a marker's
+    width of one another: one note per group, not one per pair, so that the note stays short."""
+    import numpy as np
+
+    if len(points) < 2:
+        return []
+    at = ax.transData.transform(np.asarray(points, dtype=float))
+    near = np.hypot(*(at[:, None, :] - at[None, :, :]).transpose(2, 0, 1)) < np.sqrt(size) * ax.figure.dpi / 72
+    group = list(range(len(points)))
+    for i, j in zip(*np.nonzero(np.triu(near, 1))):    # union the pairs that touch
+        gi, gj = group[i], group[j]
+        group = [gi if g == gj else g for g in group]
+    notes = []
+    for g in dict.fromkeys(group):
+        members = [k for k in range(len(points)) if group[k] == g]
+        if len(members) > 1:
+            who = [names[k] for k in members]
+            notes.append(f"{', '.join(who[:-1])} and {who[-1]} coincide at {points[members[0]][0]:g}")
+    return notes
 
 
 def _one_cell_each(shown, columns: list[str]) -> None:
