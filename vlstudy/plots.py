@@ -258,11 +258,17 @@ def coinciding(ax, points, names: list[str], size: float, near: float = 1.0) -> 
     closer than ``near`` widths of a marker of ``size`` points² in ``ax``: the note a figure needs
     where one marker would hide another (figure_check). Call it after ``fig.canvas.draw()`` on the
     final layout: the axes' limits then say where the markers land."""
+    return [f"{names[i]} and {names[j]} coincide" for i, j in _touching(ax, points, size, near)]
+
+
+def _touching(ax, points, size: float, near: float = 1.0) -> list[tuple[int, int]]:
+    """The pairs (i < j) of ``points`` (data coordinates) that ``ax`` draws closer than ``near``
+    widths of a marker of ``size`` points²: where one marker hides the other."""
     import numpy as np
 
     at = ax.transData.transform(np.asarray(points, dtype=float))
     marker_px = np.sqrt(size) * ax.figure.dpi / 72
-    return [f"{names[i]} and {names[j]} coincide" for i in range(len(at)) for j in range(i + 1, len(at))
+    return [(i, j) for i in range(len(at)) for j in range(i + 1, len(at))
             if np.hypot(*(at[i] - at[j])) < near * marker_px]
 
 
@@ -365,24 +371,16 @@ def lines_figure(cells, x: str, line: list[str], panels: list[str], xlabel: str,
 
 
 def _coinciding_groups(ax, points, names: list[str], size: float) -> list[str]:
-    """"A, B and C coincide at x" for each group of markers (of the same x) drawn within a marker's
-    width of one another: one note per group, not one per pair, so that the note stays short."""
-    import numpy as np
-
-    if len(points) < 2:
-        return []
-    at = ax.transData.transform(np.asarray(points, dtype=float))
-    near = np.hypot(*(at[:, None, :] - at[None, :, :]).transpose(2, 0, 1)) < np.sqrt(size) * ax.figure.dpi / 72
+    """"A, B and C coincide at x" for each group of markers that touch (``_touching``), directly or
+    through one another: one note per group, not one per pair, so that the note stays short."""
     group = list(range(len(points)))
-    for i, j in zip(*np.nonzero(np.triu(near, 1))):    # union the pairs that touch
-        gi, gj = group[i], group[j]
-        group = [gi if g == gj else g for g in group]
+    for i, j in _touching(ax, points, size):              # union the pairs that touch
+        group = [group[i] if g == group[j] else g for g in group]
     notes = []
     for g in dict.fromkeys(group):
-        members = [k for k in range(len(points)) if group[k] == g]
-        if len(members) > 1:
-            who = [names[k] for k in members]
-            notes.append(f"{', '.join(who[:-1])} and {who[-1]} coincide at {points[members[0]][0]:g}")
+        who = [names[k] for k in range(len(points)) if group[k] == g]
+        if len(who) > 1:
+            notes.append(f"{', '.join(who[:-1])} and {who[-1]} coincide at {points[group.index(g)][0]:g}")
     return notes
 
 

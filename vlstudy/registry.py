@@ -96,11 +96,12 @@ class Registry:
         if done is not None:
             return done
         for needed in spec.needs:
+            finished = (self.folder(needed) / "metrics.json").exists
             # a finished run needs no wait: probing its lock while another process probes it too
             # reads as held and printed a spurious "being trained by ...: waiting for it"
-            if wait and not (self.folder(needed) / "metrics.json").exists():
+            if wait and not finished():
                 locks.wait_until_released(self.folder(needed), self.log)
-            if not (self.folder(needed) / "metrics.json").exists():
+            if not finished():
                 raise ValueError(f"run {spec.id} needs run {needed}, which has not finished")
         folder = self.folder(spec)
         folder.mkdir(parents=True, exist_ok=True)

@@ -110,15 +110,19 @@ def load_bert(model: nn.Module, checkpoint: Path | dict[str, torch.Tensor]) -> L
 
 def base_state(path: Path) -> dict[str, torch.Tensor]:
     """The base model's weights (``base.*``, prefix dropped) from a run's safetensors file."""
+    return _module_state(path, "base.")
+
+
+def _module_state(path: Path, prefix: str) -> dict[str, torch.Tensor]:
+    """One module's weights (keys under ``prefix``, prefix dropped) from a run's safetensors file."""
     from safetensors.torch import load_file
-    return {k[len("base."):]: v for k, v in load_file(str(path)).items() if k.startswith("base.")}
+    return {k[len(prefix):]: v for k, v in load_file(str(path)).items() if k.startswith(prefix)}
 
 
 def load_head_weights(model: nn.Module, path: Path) -> None:
     """The task head (``classifier.*``) of a finished finetuning run's weights into ``model``'s
     head: every key of the head, with its shape, or an error naming the first that differs."""
-    from safetensors.torch import load_file
-    state = {k[len("classifier."):]: v for k, v in load_file(str(path)).items() if k.startswith("classifier.")}
+    state = _module_state(path, "classifier.")
     ours = model.classifier.state_dict()
     if set(state) != set(ours):
         raise ValueError(f"head at {path} does not fit the model: missing {sorted(set(ours) - set(state))[:3]}, "
